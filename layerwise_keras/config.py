@@ -1,0 +1,111 @@
+"""Run configurations: JSON files describing a dataset, stages and optimiser.
+
+A configuration is a dict (usually a JSON file):
+
+```json
+{
+  "name": "hierarchical_digits",
+  "dataset": {"name": "hierarchical_digits", "train": 6000, "val": 1000, "test": 2000, "options": {}},
+  "stages": [{"width": 32, "kernel_size": 3, "clusters": 16, "epochs": 3}, ...],
+  "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.003}},
+  "batch_size": 64,
+  "seed": 0
+}
+```
+
+`stages` entries are `layerwise_keras.Stage` fields; `optimizer` is any
+config `keras.optimizers.get` accepts. Bundled configurations live in
+`layerwise_keras/configs/` and are addressed by name (`"hierarchical_digits"`).
+"""
+
+import copy
+import json
+import os
+
+from layerwise_keras.trainer import Stage
+
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
+REQUIRED = ("dataset", "stages", "optimizer", "batch_size")
+OPTIONAL = ("name", "seed", "description")
+
+
+def bundled_configs():
+    """Returns the names of the configurations shipped with the package.
+
+    Returns:
+        A sorted list of names usable with `load_config`.
+
+    Example:
+
+    >>> "hierarchical_digits" in bundled_configs()
+    True
+    """
+    return sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".json"))
+
+
+def validate_config(config, source="config"):
+    """Checks a configuration dict and returns a normalised deep copy.
+
+    Args:
+        config: the dict to check.
+        source: where it came from, for error messages.
+
+    Returns:
+        The configuration with every stage validated by `Stage`.
+
+    Example:
+
+    >>> cfg = validate_config(load_config("hierarchical_digits"))
+    """
+    if not isinstance(config, dict):
+        raise ValueError(f"{source}: a configuration must be a JSON object, got {type(config).__name__}.")
+    missing = [k for k in REQUIRED if k not in config]
+    unknown = sorted(set(config) - set(REQUIRED) - set(OPTIONAL))
+    if missing or unknown:
+        raise ValueError(
+            f"{source}: missing keys {missing}, unknown keys {unknown}; "
+            f"expected {list(REQUIRED)} and optionally {list(OPTIONAL)}."
+        )
+    config = copy.deepcopy(config)
+    if not isinstance(config["dataset"], dict) or "name" not in config["dataset"]:
+        raise ValueError(f"{source}: 'dataset' must be an object with a 'name'.")
+    if not isinstance(config["stages"], list) or not config["stages"]:
+        raise ValueError(f"{source}: 'stages' must be a non-empty list.")
+    try:
+        config["stages"] = [Stage.from_config(s).to_config() for s in config["stages"]]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: bad stage: {err}") from err
+    if int(config["batch_size"]) != config["batch_size"] or config["batch_size"] < 1:
+        raise ValueError(f"{source}: batch_size must be a positive integer, got {config['batch_size']!r}.")
+    return config
+
+
+def load_config(name_or_path):
+    """Loads a configuration from a JSON file or a bundled name.
+
+    Args:
+        name_or_path: a path to a `.json` file, or the name of a bundled
+            configuration (see `bundled_configs()`).
+
+    Returns:
+        The validated configuration dict.
+
+    Example:
+
+    >>> cfg = load_config("hierarchical_digits")
+    >>> cfg["stages"][0]["clusters"]
+    16
+    """
+    path = name_or_path
+    if not os.path.exists(path) and name_or_path in bundled_configs():
+        path = os.path.join(CONFIG_DIR, name_or_path + ".json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"No configuration file {name_or_path!r}; give a path to a .json file or one of {bundled_configs()}."
+        )
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"Cannot read configuration {path}: {err}") from err
+    return validate_config(config, source=path)

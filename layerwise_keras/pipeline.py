@@ -1,0 +1,194 @@
+"""The main job: grow a model from a configuration, evaluate it, export it.
+
+`run(config, output_dir)` is what `layerwise-keras train` calls. It writes
+into `output_dir`:
+
+* `model.keras`: the grown network as a portable Keras model (built-in
+  layers and ops only; loads with `keras.saving.load_model`, no
+  `layerwise_keras` needed);
+* `saved_model/1/`: a TensorFlow SavedModel (`serving_default`: float32
+  images -> logits), in the versioned layout TF Serving reads;
+* `metrics.json`: test accuracy, per-stage figures (train/validation
+  accuracy at the end of the stage, k-means inertia, iterations and time,
+  cluster usage, purity against the true latent classes where the dataset
+  has them, wall time), the machine and library versions;
+* `config.json`: the configuration that was run.
+
+It refuses a non-empty `output_dir` unless `overwrite=True`.
+"""
+
+import datetime
+import json
+import os
+import platform
+import time
+
+import keras
+import numpy as np
+
+from layerwise_keras import datasets
+from layerwise_keras.config import validate_config
+from layerwise_keras.export import save_artifacts
+from layerwise_keras.metrics import stage_purities
+from layerwise_keras.trainer import LayerwiseTrainer, Stage, assignments, input_model
+
+ARTIFACTS = ("model.keras", "saved_model", "metrics.json", "config.json")
+
+
+def load_splits(dataset_config, seed=0):
+    """Builds train/validation/test arrays for a configuration's dataset.
+
+    Args:
+        dataset_config: the config's `dataset` dict: `name`
+            (`"hierarchical_digits"` or `"hierarchical"`), split sizes
+            `train`, `val`, `test`, and `options` passed to the generator
+            (`hierarchical_digits` keywords, or `HierarchicalModel`
+            arguments for `"hierarchical"`).
+        seed: int, the sampling seed.
+
+    Returns:
+        A dict with `x_train, y_train, x_val, y_val, x_test, y_test`,
+        `latents_test` (list of int arrays, or None), and `num_classes`.
+
+    Example:
+
+    >>> splits = load_splits({"name": "hierarchical_digits", "train": 100, "val": 10, "test": 10})
+    """
+    name = dataset_config["name"]
+    sizes = [int(dataset_config.get(k, d)) for k, d in (("train", 6000), ("val", 1000), ("test", 2000))]
+    if min(sizes) < 1:
+        raise ValueError(f"dataset: train/val/test sizes must be >= 1, got {sizes}.")
+    options = dict(dataset_config.get("options", {}))
+    n = sum(sizes)
+    if name == "hierarchical_digits":
+        images, labels, latents = datasets.hierarchical_digits(n, seed=seed, **options)
+        num_classes = 10
+    elif name == "hierarchical":
+        model = datasets.HierarchicalModel(**options)
+        images, labels, latents = model.sample(n, seed=seed)
+        num_classes = model.num_labels
+    else:
+        raise ValueError(f"dataset: unknown name {name!r}; expected 'hierarchical_digits' or 'hierarchical'.")
+    a, b = sizes[0], sizes[0] + sizes[1]
+    return {
+        "x_train": images[:a], "y_train": labels[:a],
+        "x_val": images[a:b], "y_val": labels[a:b],
+        "x_test": images[b:], "y_test": labels[b:],
+        "latents_test": [lat[b:] for lat in latents],
+        "num_classes": num_classes,
+    }
+
+
+def check_output_dir(output_dir, overwrite=False):
+    """Refuses an existing non-empty folder unless `overwrite` (before any training).
+
+    Args:
+        output_dir: the folder artifacts go to.
+        overwrite: allow replacing this job's artifacts in it.
+
+    Returns:
+        None.
+
+    Example:
+
+    >>> check_output_dir("saved_models/new_run")
+    """
+    if os.path.exists(output_dir):
+        if not os.path.isdir(output_dir):
+            raise FileExistsError(f"{output_dir} exists and is not a folder.")
+        if os.listdir(output_dir) and not overwrite:
+            raise FileExistsError(
+                f"Output folder {output_dir} is not empty; refusing to overwrite it "
+                "(pass --overwrite, or overwrite=True, to replace its artifacts)."
+            )
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    if not os.access(parent if not os.path.exists(output_dir) else output_dir, os.W_OK):
+        raise PermissionError(f"Output folder {output_dir} is not writable.")
+
+
+def _machine():
+    import tensorflow as tf
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+    }
+
+
+def run(config, output_dir, overwrite=False, seed=None, verbose=1):
+    """Grows, evaluates and exports a model as a configuration describes.
+
+    Args:
+        config: a configuration dict (see `layerwise_keras.config`).
+        output_dir: folder for the artifacts (see the module docstring).
+        overwrite: replace this job's artifacts in a non-empty `output_dir`.
+        seed: int overriding the configuration's seed.
+        verbose: Keras verbosity for `fit` (1 shows progress bars).
+
+    Returns:
+        The metrics dict written to `metrics.json`.
+
+    Example:
+
+    >>> metrics = run(load_config("hierarchical_digits"), "saved_models/digits")
+    >>> metrics["test_accuracy"]
+    """
+    config = validate_config(config)
+    seed = int(config.get("seed", 0) if seed is None else seed)
+    config["seed"] = seed
+    check_output_dir(output_dir, overwrite)
+    keras.utils.set_random_seed(seed)
+
+    splits = load_splits(config["dataset"], seed=seed)
+    batch_size = config["batch_size"]
+    train = datasets.from_arrays(splits["x_train"], splits["y_train"], batch_size=batch_size, shuffle=True, seed=seed)
+    val = datasets.from_arrays(splits["x_val"], splits["y_val"], batch_size=batch_size)
+    stages = [Stage.from_config(s) for s in config["stages"]]
+    trainer = LayerwiseTrainer(
+        stages, splits["num_classes"], kmeans_data=splits["x_train"], seed=seed, verbose=verbose
+    )
+    model = input_model(splits["x_train"].shape[1:], name=config.get("name", "layerwise"))
+    model.compile(
+        optimizer=keras.optimizers.get(config["optimizer"]),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    start = time.perf_counter()
+    model.fit(train, epochs=trainer.total_epochs, validation_data=val, callbacks=[trainer], verbose=verbose)
+    train_seconds = time.perf_counter() - start
+
+    logits = model.predict(splits["x_test"], batch_size=256, verbose=0)
+    test_accuracy = float((logits.argmax(-1) == splits["y_test"]).mean())
+    per_stage = [dict(r) for r in trainer.stage_results]
+    if splits["latents_test"] is not None and len(stages) > 1:
+        maps = assignments(model, splits["x_test"])
+        for result, value in zip(per_stage, stage_purities(maps, splits["latents_test"])):
+            result["test_purity"] = value
+
+    os.makedirs(output_dir, exist_ok=True)
+    paths = save_artifacts(model, output_dir, overwrite=overwrite)
+    metrics = {
+        "name": config.get("name"),
+        "dataset": config["dataset"]["name"],
+        "test_accuracy": test_accuracy,
+        "test_examples": int(len(splits["y_test"])),
+        "stages": per_stage,
+        "train_seconds": train_seconds,
+        "seed": seed,
+        "artifacts": {k: os.path.relpath(v, output_dir) for k, v in paths.items()},
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine(),
+    }
+    for name, payload in (("metrics.json", metrics), ("config.json", config)):
+        path = os.path.join(output_dir, name)
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"{path} already exists; refusing to overwrite it.")
+        with open(path, "w") as f:
+            json.dump(payload, f, indent=2)
+    return metrics

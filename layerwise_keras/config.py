@@ -20,6 +20,7 @@ config `keras.optimizers.get` accepts. Bundled configurations live in
 
 import copy
 import json
+import numbers
 import os
 
 from layerwise_keras.trainer import Stage
@@ -73,10 +74,17 @@ def validate_config(config, source="config"):
         raise ValueError(f"{source}: 'stages' must be a non-empty list.")
     try:
         config["stages"] = [Stage.from_config(s).to_config() for s in config["stages"]]
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise ValueError(f"{source}: bad stage: {err}") from err
-    if int(config["batch_size"]) != config["batch_size"] or config["batch_size"] < 1:
-        raise ValueError(f"{source}: batch_size must be a positive integer, got {config['batch_size']!r}.")
+    batch_size = config["batch_size"]
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Real)
+        or not float(batch_size).is_integer()
+        or batch_size < 1
+    ):
+        raise ValueError(f"{source}: batch_size must be a positive integer, got {batch_size!r}.")
+    config["batch_size"] = int(batch_size)
     return config
 
 

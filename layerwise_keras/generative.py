@@ -205,6 +205,53 @@ def _draw_child_grids(rng, level, num_parents, num_variants, num_children, s):
     )
 
 
+def _draw_prototype_variants(rng, num_classes, num_variants, alphabet, size, changes, min_gap, what):
+    """Draws class prototypes and variants that differ from them in `changes` positions.
+
+    Prototypes are random words of `size` symbols from `range(alphabet)` at
+    pairwise Hamming distance >= 2 * changes + min_gap, so that variants of
+    different classes stay at distance >= min_gap. Variant 0 is the prototype;
+    the others each replace `changes` symbols of it (distinct within a class).
+    """
+    need = 2 * changes + min_gap
+    for _ in range(200):
+        protos = []
+        for _ in range(100 * num_classes):
+            cand = rng.integers(0, alphabet, size=size)
+            if all(int((cand != p).sum()) >= need for p in protos):
+                protos.append(cand)
+                if len(protos) == num_classes:
+                    break
+        if len(protos) < num_classes:
+            continue
+        out = np.empty((num_classes, num_variants, size), dtype=np.int64)
+        ok = True
+        for c, proto in enumerate(protos):
+            seen = {proto.tobytes()}
+            out[c, 0] = proto
+            for v in range(1, num_variants):
+                for _ in range(200):
+                    var = proto.copy()
+                    pos = rng.choice(size, size=changes, replace=False)
+                    var[pos] = (var[pos] + rng.integers(1, alphabet, size=changes)) % alphabet
+                    if var.tobytes() not in seen:
+                        break
+                else:
+                    ok = False
+                    break
+                seen.add(var.tobytes())
+                out[c, v] = var
+            if not ok:
+                break
+        if ok:
+            return out
+    raise ValueError(
+        f"HierarchicalModel: could not draw {num_classes} {what} prototypes at distance >= {need} "
+        f"with {num_variants} variants of {changes} change(s) each; lower classes_per_level, "
+        "variants_per_class or variant_changes, or raise patch_size or channels."
+    )
+
+
 # ----------------------------------------------------------------------------
 # Generic random hierarchical model
 # ----------------------------------------------------------------------------
@@ -251,6 +298,13 @@ class HierarchicalModel:
         num_labels: int >= 1, the number of labels.
         channels: int >= 1, image channels.
         seed: int >= 0, seeds the construction of the variants.
+        variant_changes: `None` (the default) draws every variant at random,
+            so the variants of a class share nothing but their class. An
+            int c draws, for each class, a random prototype and variants
+            that differ from it in exactly c pixels (level 0) or c cells
+            (levels >= 1): "slightly kinked" versions of one stroke, as in
+            the paper's Figure 1. Prototypes are then kept far enough apart
+            that variants of different classes never coincide.
 
     Attributes:
         image_shape: `(s**L, s**L, channels)`.
@@ -279,6 +333,7 @@ class HierarchicalModel:
         num_labels=2,
         channels=1,
         seed=0,
+        variant_changes=None,
     ):
         self.levels = _check_int(levels, "levels", 1)
         self.patch_size = _check_int(patch_size, "patch_size", 2)
@@ -287,6 +342,9 @@ class HierarchicalModel:
         self.num_labels = _check_int(num_labels, "num_labels", 1)
         self.channels = _check_int(channels, "channels", 1)
         self.seed = _check_int(seed, "seed", 0)
+        self.variant_changes = (
+            None if variant_changes is None else _check_int(variant_changes, "variant_changes", 1)
+        )
         if isinstance(classes_per_level, (str, bytes)) or not hasattr(classes_per_level, "__len__"):
             raise ValueError(
                 f"HierarchicalModel: `classes_per_level` must be a sequence of {self.levels} ints, "
@@ -313,11 +371,34 @@ class HierarchicalModel:
         self.latent_shapes = [(s ** (L - 1 - i), s ** (L - 1 - i)) for i in range(L)]
 
         rng = np.random.default_rng(self.seed)
-        variants = [_draw_pixel_patches(rng, self.classes_per_level[0], V, s, self.channels)]
-        for i in range(1, L):
-            variants.append(
-                _draw_child_grids(rng, i, self.classes_per_level[i], V, self.classes_per_level[i - 1], s)
-            )
+        if self.variant_changes is None:
+            variants = [_draw_pixel_patches(rng, self.classes_per_level[0], V, s, self.channels)]
+            for i in range(1, L):
+                variants.append(
+                    _draw_child_grids(rng, i, self.classes_per_level[i], V, self.classes_per_level[i - 1], s)
+                )
+        else:
+            variants = [
+                _draw_prototype_variants(
+                    rng, self.classes_per_level[0], V, 2, s * s * self.channels, self.variant_changes, 2,
+                    "level-0 pixel-patch",
+                ).reshape(self.classes_per_level[0], V, s, s, self.channels).astype(np.uint8)
+            ]
+            for i in range(1, L):
+                children = self.classes_per_level[i - 1]
+                for _ in range(100):
+                    grids = _draw_prototype_variants(
+                        rng, self.classes_per_level[i], V, children, s * s, self.variant_changes, 1,
+                        f"level-{i} grid",
+                    )
+                    if np.unique(grids).size == children:
+                        break
+                else:
+                    raise ValueError(
+                        f"HierarchicalModel: the level-{i} variants never use all {children} level-{i - 1} "
+                        f"classes; lower classes_per_level[{i - 1}] or raise classes_per_level[{i}]."
+                    )
+                variants.append(grids.reshape(self.classes_per_level[i], V, s, s))
         for v in variants:
             v.setflags(write=False)
         self.variants = variants
@@ -347,6 +428,7 @@ class HierarchicalModel:
             "num_labels": self.num_labels,
             "channels": self.channels,
             "seed": self.seed,
+            "variant_changes": self.variant_changes,
         }
 
     def __repr__(self):

@@ -55,20 +55,26 @@ def load_splits(dataset_config, seed=0):
     >>> splits = load_splits({"name": "hierarchical_digits", "train": 100, "val": 10, "test": 10})
     """
     name = dataset_config["name"]
-    sizes = [int(dataset_config.get(k, d)) for k, d in (("train", 6000), ("val", 1000), ("test", 2000))]
+    try:
+        sizes = [int(dataset_config.get(k, d)) for k, d in (("train", 6000), ("val", 1000), ("test", 2000))]
+    except (TypeError, ValueError, OverflowError) as err:
+        raise ValueError(f"dataset: train/val/test sizes must be integers >= 1: {err}") from err
     if min(sizes) < 1:
         raise ValueError(f"dataset: train/val/test sizes must be >= 1, got {sizes}.")
     options = dict(dataset_config.get("options", {}))
     n = sum(sizes)
-    if name == "hierarchical_digits":
-        images, labels, latents = datasets.hierarchical_digits(n, seed=seed, **options)
-        num_classes = 10
-    elif name == "hierarchical":
-        model = datasets.HierarchicalModel(**options)
-        images, labels, latents = model.sample(n, seed=seed)
-        num_classes = model.num_labels
-    else:
+    if name not in ("hierarchical_digits", "hierarchical"):
         raise ValueError(f"dataset: unknown name {name!r}; expected 'hierarchical_digits' or 'hierarchical'.")
+    try:
+        if name == "hierarchical_digits":
+            images, labels, latents = datasets.hierarchical_digits(n, seed=seed, **options)
+            num_classes = 10
+        else:
+            model = datasets.HierarchicalModel(**options)
+            images, labels, latents = model.sample(n, seed=seed)
+            num_classes = model.num_labels
+    except TypeError as err:  # unknown or ill-typed options
+        raise ValueError(f"dataset {name!r}: bad options {options}: {err}") from err
     a, b = sizes[0], sizes[0] + sizes[1]
     return {
         "x_train": images[:a], "y_train": labels[:a],
@@ -160,7 +166,10 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1):
         metrics=["accuracy"],
     )
     start = time.perf_counter()
-    model.fit(train, epochs=trainer.total_epochs, validation_data=val, callbacks=[trainer], verbose=verbose)
+    model.fit(
+        train, epochs=trainer.total_epochs, validation_data=val, callbacks=[trainer], verbose=verbose,
+        shuffle=False,  # `train` reshuffles itself every epoch
+    )
     train_seconds = time.perf_counter() - start
 
     logits = model.predict(splits["x_test"], batch_size=256, verbose=0)

@@ -480,7 +480,8 @@ def assignments(model, images, batch_size=256):
                     k += 1
                 x = layer(x, training=False)
     else:
-        probe = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        probe = keras.Model(inputs, [model.get_layer(n).output for n in names])
         for batch in _image_batches(images, batch_size):
             scores_list = probe(batch, training=False)
             if not isinstance(scores_list, (list, tuple)):

@@ -1,0 +1,170 @@
+"""Tests for the `layerwise-keras` command line (layerwise_keras.cli)."""
+
+import json
+import os
+
+import pytest
+
+from layerwise_keras import cli
+from layerwise_keras.trainer import Stage
+
+# Smaller than the session's grown model: the CLI tests train it three times.
+TINY_CLI_CONFIG = {
+    "name": "cli_tiny",
+    "dataset": {"name": "hierarchical_digits", "train": 300, "val": 50, "test": 100},
+    "stages": [
+        Stage(8, 3, clusters=8, epochs=1).to_config(),
+        Stage(8, 3, clusters=8, epochs=1).to_config(),
+        Stage(8, 3, epochs=1).to_config(),
+    ],
+    "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.003}},
+    "batch_size": 64,
+    "seed": 1,
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY_CLI_CONFIG))
+    return path
+
+
+def _train(output, config, *extra):
+    return cli.main(["train", "--output", str(output), "--config", str(config), "--verbose", "0", *extra])
+
+
+def _stat(path):
+    with open(path, "rb") as f:
+        return f.read(), os.stat(path).st_mtime_ns
+
+
+def test_train_writes_artifacts_then_refuses_then_overwrites(tmp_path, tiny_config, capsys):
+    out = tmp_path / "run"
+    assert _train(out, tiny_config) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["output"] == str(out)
+
+    assert (out / "model.keras").is_file()
+    assert (out / "saved_model" / "1" / "saved_model.pb").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"test_accuracy", "stages", "train_seconds", "machine"} <= set(metrics)
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert summary["test_accuracy"] == metrics["test_accuracy"]
+    assert metrics["test_examples"] == 100
+    assert metrics["train_seconds"] > 0
+    assert {"python", "tensorflow", "keras", "cpu_count"} <= set(metrics["machine"])
+    assert [s["stage"] for s in metrics["stages"]] == [1, 2, 3]
+    for stage in metrics["stages"][:2]:  # the clustered stages
+        assert 0.0 < stage["test_purity"] <= 1.0
+    assert "test_purity" not in metrics["stages"][2]
+    written = json.loads((out / "config.json").read_text())
+    assert written["stages"] == TINY_CLI_CONFIG["stages"]
+    assert written["dataset"] == TINY_CLI_CONFIG["dataset"]
+    assert written["seed"] == 1
+
+    # Same non-empty folder again: a usage error before any training, nothing touched.
+    before = _stat(out / "metrics.json")
+    keras_before = _stat(out / "model.keras")
+    assert _train(out, tiny_config) == 2
+    captured = capsys.readouterr()
+    assert "layerwise-keras: error:" in captured.err
+    assert "not empty" in captured.err and "--overwrite" in captured.err
+    assert captured.out == ""
+    assert _stat(out / "metrics.json") == before
+    assert _stat(out / "model.keras") == keras_before
+
+    # --overwrite replaces the artifacts (with a different seed, so the run differs).
+    assert _train(out, tiny_config, "--overwrite", "--seed", "2") == 0
+    assert json.loads(capsys.readouterr().out)["output"] == str(out)
+    after = _stat(out / "metrics.json")
+    assert after[1] != before[1] and after[0] != before[0]
+    assert json.loads(after[0])["seed"] == 2
+    assert json.loads((out / "config.json").read_text())["seed"] == 2
+    assert (out / "saved_model" / "1" / "saved_model.pb").is_file()
+    assert _stat(out / "model.keras") != keras_before
+
+
+def test_missing_config_file_is_a_usage_error(tmp_path, capsys):
+    missing = tmp_path / "nope.json"
+    assert _train(tmp_path / "run", missing) == 2
+    err = capsys.readouterr().err
+    assert "layerwise-keras: error:" in err
+    assert "No configuration file" in err and "nope.json" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_config_key_is_a_usage_error(tmp_path, capsys):
+    bad = dict(TINY_CLI_CONFIG, learning_rate=0.1)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    assert _train(tmp_path / "run", path) == 2
+    err = capsys.readouterr().err
+    assert "unknown keys ['learning_rate']" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_malformed_config_and_dataset_mismatch_are_usage_errors(tmp_path, tiny_config, capsys):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"dataset": ')
+    assert _train(tmp_path / "run", broken) == 2
+    assert "Cannot read configuration" in capsys.readouterr().err
+
+    code = cli.main(
+        ["train", "--output", str(tmp_path / "run"), "--config", str(tiny_config), "--dataset", "hierarchical"]
+    )
+    assert code == 2
+    assert "does not match" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c.update(batch_size=None), "batch_size must be a positive integer"),
+        (lambda c: c["stages"][0].update(width=float("inf")), "bad stage"),
+        (lambda c: c["dataset"].update(train=None), "sizes must be integers"),
+        (lambda c: c["dataset"].update(options={"colour": True}), "bad options"),
+        (lambda c: c["dataset"].update(name="cifar"), "unknown name 'cifar'"),
+    ],
+    ids=["batch_size_null", "width_infinity", "train_null", "unknown_option", "unknown_dataset"],
+)
+def test_bad_config_values_exit_2_without_traceback(tmp_path, capsys, mutate, message):
+    config = json.loads(json.dumps(TINY_CLI_CONFIG))
+    mutate(config)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(config))
+    assert _train(tmp_path / "run", path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("layerwise-keras: error:") and message in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_output_that_is_a_file_is_a_usage_error(tmp_path, tiny_config, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("keep")
+    assert _train(target, tiny_config, "--overwrite") == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert target.read_text() == "keep"
+
+
+def test_missing_required_arguments_exit_with_argparse_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train"])
+    assert info.value.code == 2
+    assert "--output" in capsys.readouterr().err
+
+
+def test_module_entry_point_smoke(tmp_path, tiny_config, fresh_python):
+    out = tmp_path / "smoke"
+    proc = fresh_python(
+        ["-m", "layerwise_keras.cli", "train", "--output", str(out), "--config", str(tiny_config), "--verbose", "0"],
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "test_accuracy" in proc.stdout
+    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert summary["output"] == str(out)
+    assert (out / "metrics.json").is_file() and (out / "model.keras").is_file()

@@ -1,0 +1,287 @@
+"""Tests of layerwise growth: Stage, LayerwiseTrainer, assignments.
+
+The end-to-end tests grow models on instances of the paper's generative model
+and check its practical promise: each stage's clusters recover the true
+semantic classes of the next level (purity >= 0.98 with K >= the number of
+true classes) and the grown network classifies near-perfectly.
+"""
+
+import glob
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import layerwise_keras as lk
+from layerwise_keras import datasets
+from layerwise_keras.config import load_config
+from layerwise_keras.export import to_portable_model
+from layerwise_keras.layers import ClusterAssignment
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _compile(model, lr=3e-3):
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=LOSS, metrics=["accuracy"])
+    return model
+
+
+def _grow(x, y, stages, num_classes, x_val=None, y_val=None, callbacks=(), seed=0, batch_size=64):
+    keras.utils.set_random_seed(seed)
+    trainer = lk.LayerwiseTrainer(stages, num_classes, kmeans_data=x, seed=seed, verbose=0)
+    model = _compile(lk.input_model(x.shape[1:]))
+    val = None if x_val is None else (x_val, y_val)
+    history = model.fit(
+        datasets.from_arrays(x, y, batch_size=batch_size, shuffle=True, seed=seed),
+        epochs=trainer.total_epochs,
+        validation_data=None if val is None else datasets.from_arrays(*val, batch_size=256),
+        callbacks=[trainer, *callbacks],
+        verbose=0,
+        shuffle=False,  # the dataset reshuffles itself every epoch
+    )
+    return model, trainer, history
+
+
+def _accuracy(model, x, y):
+    return float((model.predict(x, batch_size=256, verbose=0).argmax(-1) == y).mean())
+
+
+# -- Stage ------------------------------------------------------------------
+
+
+def test_stage_defaults_to_non_overlapping_patches_and_round_trips():
+    stage = lk.Stage(16, 3, clusters=8, epochs=2, kmeans={"n_init": 2})
+    assert stage.strides == (3, 3) and stage.kernel_size == (3, 3)
+    again = lk.Stage.from_config(stage.to_config())
+    assert again == stage
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(width=0), "width"),
+        (dict(width=8, kernel_size=0), "kernel_size"),
+        (dict(width=8, clusters=1), "clusters"),
+        (dict(width=8, epochs=0), "epochs"),
+        (dict(width=8, assignment="nearest"), "assignment"),
+        (dict(width=8, readout="attention"), "readout"),
+        (dict(width=8, kmeans={"n_clusters": 3}), "clusters"),
+        (dict(width=8, kmeans={"max_iterations": 3}), "kmeans"),
+    ],
+)
+def test_stage_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lk.Stage(**kwargs)
+
+
+def test_stage_from_config_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="unknown keys"):
+        lk.Stage.from_config({"width": 8, "clustres": 4})
+
+
+# -- LayerwiseTrainer: contract and errors -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_problem():
+    model = datasets.HierarchicalModel(
+        levels=2, patch_size=3, classes_per_level=(6, 4), variants_per_class=2,
+        variant_changes=1, noise=0.1, num_labels=4, seed=0,
+    )
+    x, y, latents = model.sample(600, seed=1)
+    return x, y, latents
+
+
+def test_trainer_requires_clusters_between_stages_and_none_on_the_last(small_problem):
+    x, _, _ = small_problem
+    with pytest.raises(ValueError, match="stage 1 is not the last stage"):
+        lk.LayerwiseTrainer([lk.Stage(8), lk.Stage(8)], 4, kmeans_data=x)
+    with pytest.raises(ValueError, match="last stage"):
+        lk.LayerwiseTrainer([lk.Stage(8, clusters=4)], 4, kmeans_data=x)
+    with pytest.raises(ValueError, match="at least one Stage"):
+        lk.LayerwiseTrainer([], 4, kmeans_data=x)
+
+
+def test_trainer_rejects_nan_kmeans_data(small_problem):
+    x, _, _ = small_problem
+    bad = x.copy()
+    bad[3, 1, 1, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN|non-finite"):
+        lk.LayerwiseTrainer([lk.Stage(8, clusters=4), lk.Stage(8)], 4, kmeans_data=bad)
+
+
+def test_input_model_rejects_wrong_rank():
+    with pytest.raises(ValueError, match="height, width, channels"):
+        lk.input_model((27, 27))
+
+
+def test_fit_epochs_must_match_total_epochs(small_problem):
+    x, y, _ = small_problem
+    trainer = lk.LayerwiseTrainer([lk.Stage(8, clusters=4, epochs=2), lk.Stage(8)], 4, kmeans_data=x, verbose=0)
+    assert trainer.total_epochs == 3
+    model = _compile(lk.input_model(x.shape[1:]))
+    with pytest.raises(ValueError, match="total_epochs=3"):
+        model.fit(x, y, epochs=2, callbacks=[trainer], verbose=0)
+
+
+def test_trainer_refuses_a_functional_model(small_problem):
+    x, y, _ = small_problem
+    trainer = lk.LayerwiseTrainer([lk.Stage(8)], 4, kmeans_data=x, verbose=0)
+    inputs = keras.Input(x.shape[1:])
+    model = _compile(keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs))))
+    with pytest.raises(TypeError, match="Sequential"):
+        model.fit(x, y, epochs=1, callbacks=[trainer], verbose=0)
+
+
+def test_nan_training_images_stop_with_a_clear_error(small_problem):
+    x, y, _ = small_problem
+    bad = x.copy()
+    bad[:, 0, 0, 0] = np.nan
+    trainer = lk.LayerwiseTrainer([lk.Stage(8, clusters=4), lk.Stage(8)], 4, kmeans_data=x, verbose=0)
+    model = _compile(lk.input_model(x.shape[1:]))
+    with pytest.raises(ValueError, match="training loss is nan at stage 1"):
+        model.fit(bad, y, epochs=trainer.total_epochs, callbacks=[trainer], verbose=0)
+
+
+def test_dataset_smaller_than_k_is_a_clear_error(small_problem):
+    x, y, _ = small_problem
+    # 2 images x 3x3 positions = 18 embeddings < 32 clusters.
+    trainer = lk.LayerwiseTrainer([lk.Stage(8, clusters=32), lk.Stage(8)], 4, kmeans_data=x[:2], verbose=0)
+    model = _compile(lk.input_model(x.shape[1:]))
+    with pytest.raises(ValueError, match=r"stage 1 failed: .*at least 32 points, got 18"):
+        model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer], verbose=0)
+
+
+def test_a_grown_model_cannot_be_grown_again(small_problem):
+    x, y, _ = small_problem
+    model, trainer, _ = _grow(x, y, [lk.Stage(8, clusters=6), lk.Stage(8)], 4)
+    with pytest.raises(ValueError, match="already been grown"):
+        model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer], verbose=0)
+
+
+# -- growth mechanics ---------------------------------------------------------
+
+
+def test_growth_structure_logs_and_tensorboard(small_problem, tmp_path):
+    x, y, latents = small_problem
+    stages = [lk.Stage(8, clusters=6, epochs=2), lk.Stage(12, epochs=1)]
+    logdir = str(tmp_path / "tb")
+    model, trainer, history = _grow(
+        x, y, stages, 4, x_val=x[:100], y_val=y[:100],
+        callbacks=[keras.callbacks.TensorBoard(logdir, histogram_freq=0, write_graph=False)],
+    )
+    names = [layer.name for layer in model.layers]
+    assert names == ["stage1_conv", "stage1_assign", "stage2_conv", "stage2_readout_flatten", "stage2_readout"]
+    assert not model.get_layer("stage1_conv").trainable
+    assert model.get_layer("stage2_conv").trainable
+    assert [w.name for w in model.trainable_weights] == ["kernel", "bias", "kernel", "bias"]
+    centroids = keras.ops.convert_to_numpy(model.get_layer("stage1_assign").centroids)
+    assert centroids.shape == (6, 8) and np.abs(centroids).sum() > 0
+
+    # Per-stage figures reach History ...
+    h = history.history
+    assert h["stage"] == [1, 1, 2]
+    assert len(h["kmeans_inertia"]) == 1 and h["kmeans_inertia"][0] > 0
+    assert h["kmeans_iterations"][0] >= 1
+    assert 0 < h["cluster_usage"][0] <= 1 and 0 < h["cluster_entropy"][0] <= 1
+    assert len(h["stage_seconds"]) == 2 and "val_accuracy" in h
+    assert [r["stage"] for r in trainer.stage_results] == [1, 2]
+    assert trainer.stage_results[0]["kmeans_inertia"] == h["kmeans_inertia"][0]
+
+    # ... and TensorBoard, read back with TensorFlow's own event reader.
+    import tensorflow as tf
+
+    tags = set()
+    for path in glob.glob(os.path.join(logdir, "train", "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(v.tag for v in event.summary.value)
+    assert {"epoch_stage", "epoch_kmeans_inertia", "epoch_cluster_usage", "epoch_loss"} <= tags
+
+
+def test_assignments_match_nearest_centroid_and_portable_model(small_problem):
+    x, y, _ = small_problem
+    model, _, _ = _grow(x, y, [lk.Stage(8, clusters=6), lk.Stage(8)], 4)
+    ids = lk.assignments(model, x[:50])
+    assert len(ids) == 1 and ids[0].shape == (50, 3, 3) and ids[0].dtype == np.int32
+    emb = keras.ops.convert_to_numpy(model.get_layer("stage1_conv")(x[:50]))
+    c = keras.ops.convert_to_numpy(model.get_layer("stage1_assign").centroids)
+    brute = ((emb[..., None, :] - c) ** 2).sum(-1).argmin(-1)
+    assert (ids[0] == brute).mean() > 0.999  # ties/rounding aside
+    portable = to_portable_model(model)
+    assert not any(isinstance(layer, ClusterAssignment) for layer in portable.layers)
+    np.testing.assert_array_equal(lk.assignments(portable, x[:50])[0], ids[0])
+    with pytest.raises(ValueError, match="no stage"):
+        lk.assignments(lk.input_model(x.shape[1:]), x[:5])
+
+
+def test_grown_model_saves_and_loads_as_keras_file(small_problem, tmp_path):
+    x, y, _ = small_problem
+    model, _, _ = _grow(x, y, [lk.Stage(8, clusters=6, assignment="soft", temperature=0.5), lk.Stage(8)], 4)
+    path = str(tmp_path / "grown.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.get_layer("stage1_assign"), ClusterAssignment)
+    assert loaded.get_layer("stage1_assign").assignment == "soft"
+    np.testing.assert_allclose(loaded.predict(x[:64], verbose=0), model.predict(x[:64], verbose=0), atol=1e-5)
+
+
+def test_kmeans_data_may_be_a_tf_dataset(small_problem):
+    x, y, _ = small_problem
+    ds = datasets.from_arrays(x, y, batch_size=100)
+    model_a, _, _ = _grow(x, y, [lk.Stage(8, clusters=6), lk.Stage(8)], 4)
+    keras.utils.set_random_seed(0)
+    trainer = lk.LayerwiseTrainer([lk.Stage(8, clusters=6), lk.Stage(8)], 4, kmeans_data=ds, verbose=0)
+    model_b = _compile(lk.input_model(x.shape[1:]))
+    model_b.fit(datasets.from_arrays(x, y, batch_size=64, shuffle=True, seed=0), epochs=2,
+                callbacks=[trainer], verbose=0)
+    assert trainer.stage_results[0]["kmeans_iterations"] >= 1
+    ca = keras.ops.convert_to_numpy(model_a.get_layer("stage1_assign").centroids)
+    cb = keras.ops.convert_to_numpy(model_b.get_layer("stage1_assign").centroids)
+    assert ca.shape == cb.shape and np.isfinite(cb).all()
+
+
+# -- the paper's promise on its generative model -------------------------------
+
+PROMISE = dict(purity=0.98, accuracy=0.98)
+
+
+def _check_promise(model, x_test, y_test, latents_test, n_stages_clustered):
+    purities = lk.stage_purities(lk.assignments(model, x_test), latents_test)
+    assert len(purities) == n_stages_clustered
+    accuracy = _accuracy(model, x_test, y_test)
+    assert min(purities) >= PROMISE["purity"], purities
+    assert accuracy >= PROMISE["accuracy"], accuracy
+    return purities, accuracy
+
+
+@pytest.mark.parametrize(
+    "levels, classes, train",
+    [(2, (8, 4), 4000), (3, (8, 8, 4), 6000)],
+    ids=["2-levels", "3-levels"],
+)
+def test_clusters_recover_latent_classes_on_hierarchical_model(levels, classes, train):
+    gen = datasets.HierarchicalModel(
+        levels=levels, patch_size=3, classes_per_level=classes, variants_per_class=3,
+        variant_changes=1, noise=0.1, num_labels=4, seed=0,
+    )
+    x, y, _ = gen.sample(train, seed=1)
+    x_test, y_test, latents_test = gen.sample(1000, seed=2)
+    # K >= the number of true classes at every clustered level. With K = 2x the
+    # classes, k-means' optimum on these embeddings sometimes merges two
+    # classes and splits others (lower inertia, lower purity); 3x leaves room.
+    k = 3 * max(classes[:-1])
+    stages = [lk.Stage(64, 3, clusters=k, epochs=3, kmeans={"n_init": 10}) for _ in range(levels - 1)]
+    stages.append(lk.Stage(32, 3, epochs=3))
+    model, _, _ = _grow(x, y, stages, 4)
+    _check_promise(model, x_test, y_test, latents_test, levels - 1)
+
+
+def test_clusters_recover_latent_classes_on_hierarchical_digits():
+    config = load_config("hierarchical_digits")
+    sizes = config["dataset"]
+    x, y, _ = datasets.hierarchical_digits(sizes["train"], seed=0)
+    x_test, y_test, latents_test = datasets.hierarchical_digits(1000, seed=1)
+    stages = [lk.Stage.from_config(s) for s in config["stages"]]
+    model, _, _ = _grow(x, y, stages, 10, batch_size=config["batch_size"])
+    _check_promise(model, x_test, y_test, latents_test, 2)

@@ -30,6 +30,7 @@ from layerwise_keras import datasets
 from layerwise_keras.config import validate_config
 from layerwise_keras.export import save_artifacts
 from layerwise_keras.metrics import stage_purities
+from layerwise_keras.baseline import end_to_end_model
 from layerwise_keras.trainer import LayerwiseTrainer, Stage, assignments, input_model
 
 ARTIFACTS = ("model.keras", "saved_model", "metrics.json", "config.json")
@@ -127,6 +128,101 @@ def _machine():
     }
 
 
+def _compile(model, config):
+    model.compile(
+        optimizer=keras.optimizers.get(config["optimizer"]),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose):
+    batch_size = config["batch_size"]
+    train = datasets.from_arrays(splits["x_train"], splits["y_train"], batch_size=batch_size, shuffle=True, seed=seed)
+    val = datasets.from_arrays(splits["x_val"], splits["y_val"], batch_size=batch_size)
+    start = time.perf_counter()
+    history = model.fit(
+        train, epochs=epochs, validation_data=val, callbacks=callbacks, verbose=verbose,
+        shuffle=False,  # `train` reshuffles itself every epoch
+    )
+    train_seconds = time.perf_counter() - start
+    logits = model.predict(splits["x_test"], batch_size=256, verbose=0)
+    test_accuracy = float((logits.argmax(-1) == splits["y_test"]).mean())
+    return history, train_seconds, test_accuracy
+
+
+def grow(config, splits, seed=0, verbose=1):
+    """Grows and evaluates a model in memory (no files written).
+
+    Args:
+        config: a validated configuration dict.
+        splits: the dict of `load_splits`.
+        seed: int, seeds weights, shuffling and k-means.
+        verbose: Keras verbosity for `fit`.
+
+    Returns:
+        `(model, figures)`: the grown `keras.Sequential`, and a dict with
+        `test_accuracy`, `stages` (per-stage figures, with `test_purity`
+        where the dataset has true latents) and `train_seconds`.
+
+    Example:
+
+    >>> config = load_config("hierarchical_digits")
+    >>> model, figures = grow(config, load_splits(config["dataset"]))
+    """
+    keras.utils.set_random_seed(seed)
+    stages = [Stage.from_config(s) for s in config["stages"]]
+    trainer = LayerwiseTrainer(
+        stages, splits["num_classes"], kmeans_data=splits["x_train"], seed=seed, verbose=verbose
+    )
+    model = _compile(input_model(splits["x_train"].shape[1:], name=config.get("name") or "layerwise"), config)
+    _, train_seconds, test_accuracy = _fit_and_test(
+        model, config, splits, seed, [trainer], trainer.total_epochs, verbose
+    )
+    per_stage = [dict(r) for r in trainer.stage_results]
+    if splits["latents_test"] is not None and len(stages) > 1:
+        maps = assignments(model, splits["x_test"])
+        for result, value in zip(per_stage, stage_purities(maps, splits["latents_test"])):
+            result["test_purity"] = value
+    return model, {"test_accuracy": test_accuracy, "stages": per_stage, "train_seconds": train_seconds}
+
+
+def end_to_end(config, splits, seed=0, verbose=1):
+    """Trains the same network end to end by SGD, without clustering: the baseline.
+
+    The network is `layerwise_keras.baseline.end_to_end_model` of the
+    configuration's stages; it trains for the stages' total epochs with the
+    same optimiser, batch size and data.
+
+    Args:
+        config: a validated configuration dict.
+        splits: the dict of `load_splits`.
+        seed: int, seeds weights and shuffling.
+        verbose: Keras verbosity for `fit`.
+
+    Returns:
+        `(model, figures)` with `test_accuracy`, `train_seconds` and the
+        per-epoch validation accuracy `val_accuracy`.
+
+    Example:
+
+    >>> model, figures = end_to_end(config, splits)
+    """
+    keras.utils.set_random_seed(seed)
+    stages = [Stage.from_config(s) for s in config["stages"]]
+    model = _compile(
+        end_to_end_model(stages, splits["x_train"].shape[1:], splits["num_classes"], seed=seed), config
+    )
+    epochs = sum(s.epochs for s in stages)
+    history, train_seconds, test_accuracy = _fit_and_test(model, config, splits, seed, [], epochs, verbose)
+    return model, {
+        "test_accuracy": test_accuracy,
+        "train_seconds": train_seconds,
+        "val_accuracy": [float(v) for v in history.history.get("val_accuracy", [])],
+    }
+
+
 def run(config, output_dir, overwrite=False, seed=None, verbose=1):
     """Grows, evaluates and exports a model as a configuration describes.
 
@@ -149,36 +245,9 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1):
     seed = int(config.get("seed", 0) if seed is None else seed)
     config["seed"] = seed
     check_output_dir(output_dir, overwrite)
-    keras.utils.set_random_seed(seed)
-
     splits = load_splits(config["dataset"], seed=seed)
-    batch_size = config["batch_size"]
-    train = datasets.from_arrays(splits["x_train"], splits["y_train"], batch_size=batch_size, shuffle=True, seed=seed)
-    val = datasets.from_arrays(splits["x_val"], splits["y_val"], batch_size=batch_size)
-    stages = [Stage.from_config(s) for s in config["stages"]]
-    trainer = LayerwiseTrainer(
-        stages, splits["num_classes"], kmeans_data=splits["x_train"], seed=seed, verbose=verbose
-    )
-    model = input_model(splits["x_train"].shape[1:], name=config.get("name", "layerwise"))
-    model.compile(
-        optimizer=keras.optimizers.get(config["optimizer"]),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    start = time.perf_counter()
-    model.fit(
-        train, epochs=trainer.total_epochs, validation_data=val, callbacks=[trainer], verbose=verbose,
-        shuffle=False,  # `train` reshuffles itself every epoch
-    )
-    train_seconds = time.perf_counter() - start
-
-    logits = model.predict(splits["x_test"], batch_size=256, verbose=0)
-    test_accuracy = float((logits.argmax(-1) == splits["y_test"]).mean())
-    per_stage = [dict(r) for r in trainer.stage_results]
-    if splits["latents_test"] is not None and len(stages) > 1:
-        maps = assignments(model, splits["x_test"])
-        for result, value in zip(per_stage, stage_purities(maps, splits["latents_test"])):
-            result["test_purity"] = value
+    model, figures = grow(config, splits, seed=seed, verbose=verbose)
+    test_accuracy, per_stage, train_seconds = figures["test_accuracy"], figures["stages"], figures["train_seconds"]
 
     os.makedirs(output_dir, exist_ok=True)
     paths = save_artifacts(model, output_dir, overwrite=overwrite)

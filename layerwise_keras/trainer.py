@@ -138,6 +138,52 @@ class Stage:
         return cls(**config)
 
 
+def stage_conv(stage, n, seed=0):
+    """Returns stage `n`'s (1-based) convolution + ReLU layer, seeded.
+
+    Args:
+        stage: the `Stage`.
+        n: 1-based stage index (names the layer `stage{n}_conv`).
+        seed: int; the initialiser's seed is derived from it and `n`.
+
+    Returns:
+        A `keras.layers.Conv2D`.
+    """
+    return keras.layers.Conv2D(
+        stage.width,
+        stage.kernel_size,
+        strides=stage.strides,
+        padding=stage.padding,
+        activation="relu",
+        kernel_initializer=keras.initializers.HeUniform(seed=seed * 1000 + n),
+        name=f"stage{n}_conv",
+    )
+
+
+def stage_readout(stage, n, num_classes, seed=0):
+    """Returns stage `n`'s readout layers: flatten (or pool) + dense logits.
+
+    Args:
+        stage: the `Stage` (its `readout` picks flatten or global pooling).
+        n: 1-based stage index (names the layers `stage{n}_readout*`).
+        num_classes: int, the number of logits.
+        seed: int; the initialiser's seed is derived from it and `n`.
+
+    Returns:
+        A list of two layers.
+    """
+    if stage.readout == "flatten":
+        reduce = keras.layers.Flatten(name=f"stage{n}_readout_flatten")
+    else:
+        reduce = keras.layers.GlobalAveragePooling2D(name=f"stage{n}_readout_pool")
+    dense = keras.layers.Dense(
+        num_classes,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed * 1000 + n + 500),
+        name=f"stage{n}_readout",
+    )
+    return [reduce, dense]
+
+
 def input_model(input_shape, name="layerwise"):
     """Returns the empty `keras.Sequential` model a `LayerwiseTrainer` grows.
 
@@ -276,20 +322,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         return sum(1 for layer in model.layers if layer.name.startswith("stage") and layer.name.endswith("_conv"))
 
     def _add_stage(self, model, index):
-        stage = self.stages[index]
         n = index + 1
-        seed = self.seed * 1000 + n
-        model.add(
-            keras.layers.Conv2D(
-                stage.width,
-                stage.kernel_size,
-                strides=stage.strides,
-                padding=stage.padding,
-                activation="relu",
-                kernel_initializer=keras.initializers.HeUniform(seed=seed),
-                name=f"stage{n}_conv",
-            )
-        )
+        model.add(stage_conv(self.stages[index], n, self.seed))
         if len(model.input_shape) != 4:
             raise ValueError(
                 f"LayerwiseTrainer: the model's input must be images (batch, H, W, C), got {model.input_shape}."
@@ -297,17 +331,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         spatial = model.output_shape[1:3]
         if any(d is not None and d < 1 for d in spatial):
             raise ValueError(f"LayerwiseTrainer: stage {n} leaves no spatial positions (output {model.output_shape}).")
-        if stage.readout == "flatten":
-            model.add(keras.layers.Flatten(name=f"stage{n}_readout_flatten"))
-        else:
-            model.add(keras.layers.GlobalAveragePooling2D(name=f"stage{n}_readout_pool"))
-        model.add(
-            keras.layers.Dense(
-                self.num_classes,
-                kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 500),
-                name=f"stage{n}_readout",
-            )
-        )
+        for layer in stage_readout(self.stages[index], n, self.num_classes, self.seed):
+            model.add(layer)
 
     def _recompile(self, model):
         config = model.get_compile_config()

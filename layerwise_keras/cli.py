@@ -2,6 +2,7 @@
 
 ```
 layerwise-keras train --dataset hierarchical_digits --output saved_models/digits [--config FILE.json] [--seed N] [--overwrite]
+layerwise-keras samples --config hierarchical_digits --output docs/images/hierarchical_digits.png
 ```
 """
 
@@ -26,7 +27,28 @@ def _parser():
     train.add_argument("--seed", type=int, default=None, help="override the config's seed")
     train.add_argument("--overwrite", action="store_true", help="replace artifacts in a non-empty --output")
     train.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1 or 2)")
+    samples = sub.add_parser("samples", help="write a PNG grid of dataset samples, one row per label")
+    samples.add_argument("--config", default="hierarchical_digits",
+                         help="config whose dataset to draw (file or bundled name)")
+    samples.add_argument("--output", required=True, help="PNG file to write")
+    samples.add_argument("--per-label", type=int, default=10, help="images per row")
+    samples.add_argument("--scale", type=int, default=3, help="nearest-neighbour upscaling")
+    samples.add_argument("--seed", type=int, default=0, help="sampling seed")
+    samples.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     return parser
+
+
+def _samples(args):
+    from layerwise_keras.config import load_config
+    from layerwise_keras.datasets import save_sample_grid
+    from layerwise_keras.pipeline import load_splits
+
+    config = load_config(args.config)
+    splits = load_splits(config["dataset"], seed=args.seed)
+    save_sample_grid(splits["x_train"], splits["y_train"], args.output, per_label=args.per_label,
+                     scale=args.scale, overwrite=args.overwrite)
+    print(args.output)
+    return 0
 
 
 def main(argv=None):
@@ -48,6 +70,8 @@ def main(argv=None):
     from layerwise_keras.pipeline import check_output_dir, run
 
     try:
+        if args.command == "samples":
+            return _samples(args)
         config = load_config(args.config or args.dataset or "hierarchical_digits")
         if args.dataset and config["dataset"]["name"] != args.dataset:
             raise ValueError(

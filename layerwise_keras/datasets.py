@@ -279,7 +279,7 @@ def sample_grid(images, labels, per_label=10, pad=1):
     return grid
 
 
-def save_sample_grid(images, labels, path, per_label=10, scale=2):
+def save_sample_grid(images, labels, path, per_label=10, scale=2, overwrite=False):
     """Writes a `sample_grid` of the images to a PNG file.
 
     Args:
@@ -290,6 +290,8 @@ def save_sample_grid(images, labels, path, per_label=10, scale=2):
             created).
         per_label: int >= 1, images per row (one row per label).
         scale: int >= 1, nearest-neighbour upscaling factor.
+        overwrite: replace an existing file at `path` instead of raising
+            `FileExistsError`.
 
     Returns:
         `path`, as given.
@@ -301,6 +303,8 @@ def save_sample_grid(images, labels, path, per_label=10, scale=2):
     'docs/images/hierarchical_digits.png'
     """
     owner = "save_sample_grid"
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{owner}: {path} already exists; pass overwrite=True to replace it.")
     scale = _positive_int(scale, "scale", owner)
     grid = sample_grid(images, labels, per_label=per_label)
     if grid.shape[-1] not in (1, 3, 4):

@@ -168,3 +168,17 @@ def test_module_entry_point_smoke(tmp_path, tiny_config, fresh_python):
     summary = json.loads(proc.stdout[proc.stdout.index("{"):])
     assert summary["output"] == str(out)
     assert (out / "metrics.json").is_file() and (out / "model.keras").is_file()
+
+
+def test_samples_writes_a_png_and_refuses_to_overwrite(tmp_path, capsys):
+    import tensorflow as tf
+
+    out = tmp_path / "grid.png"
+    assert cli.main(["samples", "--config", "hierarchical_2level", "--output", str(out), "--per-label", "3"]) == 0
+    png = tf.io.decode_png(tf.io.read_file(str(out))).numpy()
+    # 4 label rows x 3 images of 9x9 (+1 px padding), scaled 3x.
+    assert png.shape == ((4 * 10 + 1) * 3, (3 * 10 + 1) * 3, 1)
+    before = out.read_bytes()
+    assert cli.main(["samples", "--config", "hierarchical_2level", "--output", str(out)]) == 2
+    assert "overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == before

@@ -389,3 +389,10 @@ def test_save_sample_grid_png(tmp_path):
     assert png.shape == ((3 * 28 + 1) * 2, (5 * 28 + 1) * 2, 1)  # one row per label
     expected = datasets.sample_grid(images[keep], labels[keep], per_label=5)
     np.testing.assert_array_equal(png[::2, ::2], expected)
+    # An existing file is never replaced unless asked.
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        datasets.save_sample_grid(images, labels, path, per_label=2)
+    assert path.read_bytes() == before
+    datasets.save_sample_grid(images, labels, path, per_label=2, overwrite=True)
+    assert path.read_bytes() != before

@@ -20,21 +20,10 @@ import shutil
 import keras
 from keras import ops
 
-from layerwise_keras.layers import ClusterAssignment
+from layerwise_keras.layers import ClusterAssignment, assign_from_scores
 
 SAVED_MODEL_DIR = os.path.join("saved_model", "1")
 KERAS_FILE = "model.keras"
-
-
-def _assignment_ops(x, scores, layer):
-    """The ops of `ClusterAssignment.call`, applied to symbolic tensors."""
-    if layer.assignment == "hard":
-        return ops.one_hot(ops.argmax(scores, axis=-1), layer.n_clusters, dtype=x.dtype)
-    sq_dist = ops.relu(ops.sum(ops.square(x), axis=-1, keepdims=True) - scores)
-    if layer.assignment == "soft":
-        return ops.softmax(-sq_dist / layer.temperature, axis=-1)
-    dist = ops.sqrt(sq_dist)
-    return ops.relu(ops.mean(dist, axis=-1, keepdims=True) - dist)
 
 
 def to_portable_model(model):
@@ -64,7 +53,7 @@ def to_portable_model(model):
             dense = keras.layers.Dense(layer.n_clusters, trainable=False, name=layer.name)
             scores = dense(x)
             dense.set_weights([kernel, bias])
-            x = _assignment_ops(x, scores, layer)
+            x = assign_from_scores(x, scores, layer.assignment, layer.n_clusters, layer.temperature)
         else:
             clone = layer.__class__.from_config(layer.get_config())
             x = clone(x)

@@ -612,6 +612,16 @@ def _pad_variants(per_class, shape, dtype):
     return table, counts
 
 
+def _assert_variants_identify_classes(variants_per_class, what, owners):
+    """Asserts that no variant is shared by two classes or repeated."""
+    seen = {}
+    for c, variants in enumerate(variants_per_class):
+        for v in variants:
+            key = v.tobytes()
+            assert seen.setdefault(key, c) == c, f"{what} shared by {owners} {seen[key]} and {c}"
+    assert len(seen) == sum(len(v) for v in variants_per_class), f"duplicate {what}s"
+
+
 def _build_digits():
     glyph_masks = [[_glyph_masks(g) for g in glyphs] for glyphs in _DIGIT_GLYPH_SEGMENTS]
     all_masks = sorted(
@@ -624,18 +634,8 @@ def _build_digits():
     blocks = [_mask_blocks(m) for m in all_masks]
 
     # Identifiability checks (run at import).
-    seen = {}
-    for d, gs in enumerate(glyphs):
-        for g in gs:
-            key = g.tobytes()
-            assert seen.setdefault(key, d) == d, f"digit glyph shared by digits {seen[key]} and {d}"
-    assert len(seen) == sum(len(gs) for gs in glyphs), "duplicate glyphs"
-    seen = {}
-    for c, bs in enumerate(blocks):
-        for b in bs:
-            key = b.tobytes()
-            assert seen.setdefault(key, c) == c, f"mid-level block shared by top classes {seen[key]} and {c}"
-    assert len(seen) == sum(len(bs) for bs in blocks), "duplicate blocks"
+    _assert_variants_identify_classes(glyphs, "digit glyph", "digits")
+    _assert_variants_identify_classes(blocks, "mid-level block", "top classes")
     used_mid = {int(x) for bs in blocks for b in bs for x in b.ravel()}
     assert used_mid == set(range(len(_MID_NAMES))), used_mid
     pats = [(c, p) for c, ps in enumerate(_MID_PATCHES) for p in ps] + [(_BLANK, DIGITS_DISTRACTOR)]

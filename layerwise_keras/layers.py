@@ -16,6 +16,32 @@ from keras import ops
 ASSIGNMENTS = ("hard", "soft", "triangle")
 
 
+def assign_from_scores(x, scores, assignment, n_clusters, temperature=1.0):
+    """Turns nearest-centroid scores into an assignment, with `keras.ops`.
+
+    Works on real and symbolic tensors alike (the portable export applies it
+    to `keras.Input` tensors).
+
+    Args:
+        x: float tensor `[..., dim]`, the embeddings.
+        scores: float tensor `[..., n_clusters]`, `x . 2c_k - ||c_k||^2`.
+        assignment: `"hard"`, `"soft"` or `"triangle"`.
+        n_clusters: int, K.
+        temperature: the `"soft"` temperature.
+
+    Returns:
+        Float tensor `[..., n_clusters]`.
+    """
+    if assignment == "hard":
+        return ops.one_hot(ops.argmax(scores, axis=-1), n_clusters, dtype=x.dtype)
+    # ||x - c||^2 = ||x||^2 - scores, clamped at 0 against rounding.
+    sq_dist = ops.relu(ops.sum(ops.square(x), axis=-1, keepdims=True) - scores)
+    if assignment == "soft":
+        return ops.softmax(-sq_dist / temperature, axis=-1)
+    dist = ops.sqrt(sq_dist)
+    return ops.relu(ops.mean(dist, axis=-1, keepdims=True) - dist)
+
+
 @keras.saving.register_keras_serializable(package="layerwise_keras")
 class ClusterAssignment(keras.layers.Layer):
     """Maps each feature vector to its k-means cluster (nearest centroid).
@@ -129,15 +155,7 @@ class ClusterAssignment(keras.layers.Layer):
         return ops.matmul(x, kernel) + bias
 
     def call(self, x):
-        scores = self.scores(x)
-        if self.assignment == "hard":
-            return ops.one_hot(ops.argmax(scores, axis=-1), self.n_clusters, dtype=x.dtype)
-        # ||x - c||^2 = ||x||^2 - scores, clamped at 0 against rounding.
-        sq_dist = ops.relu(ops.sum(ops.square(x), axis=-1, keepdims=True) - scores)
-        if self.assignment == "soft":
-            return ops.softmax(-sq_dist / self.temperature, axis=-1)
-        dist = ops.sqrt(sq_dist)
-        return ops.relu(ops.mean(dist, axis=-1, keepdims=True) - dist)
+        return assign_from_scores(x, self.scores(x), self.assignment, self.n_clusters, self.temperature)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.n_clusters,)

@@ -3,6 +3,8 @@
 ```
 layerwise-keras train --dataset hierarchical_digits --output saved_models/digits [--config FILE.json] [--seed N] [--overwrite]
 layerwise-keras samples --config hierarchical_digits --output docs/images/hierarchical_digits.png
+layerwise-keras report saved_models/digits [--output DIR] [--overwrite]
+layerwise-keras export saved_models/digits --format {tf_saved_model,litert,onnx} [--int8] [--version N] [--overwrite]
 ```
 """
 
@@ -27,6 +29,7 @@ def _parser():
     train.add_argument("--seed", type=int, default=None, help="override the config's seed")
     train.add_argument("--overwrite", action="store_true", help="replace artifacts in a non-empty --output")
     train.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1 or 2)")
+    train.add_argument("--baseline", action="store_true", help="also train the end-to-end SGD baseline")
     samples = sub.add_parser("samples", help="write a PNG grid of dataset samples, one row per label")
     samples.add_argument("--config", default="hierarchical_digits",
                          help="config whose dataset to draw (file or bundled name)")
@@ -35,7 +38,100 @@ def _parser():
     samples.add_argument("--scale", type=int, default=3, help="nearest-neighbour upscaling")
     samples.add_argument("--seed", type=int, default=0, help="sampling seed")
     samples.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    _add_report_parser(sub)
+    _add_tune_parser(sub)
+    _add_export_parser(sub)
     return parser
+
+
+def _add_report_parser(sub):
+    report = sub.add_parser("report", help="write PNG pictures of a trained run (needs matplotlib)")
+    report.add_argument("run_dir", help="the --output folder of `layerwise-keras train`")
+    report.add_argument("--output", default=None, help="folder for the PNGs (default: RUN_DIR/report)")
+    report.add_argument("--overwrite", action="store_true", help="replace existing PNGs")
+
+
+def _report(args):
+    from layerwise_keras.viz import write_report
+
+    try:
+        paths = write_report(args.run_dir, args.output, overwrite=args.overwrite)
+    except ImportError as err:  # no matplotlib: a usage error, with the install hint
+        raise ValueError(str(err)) from err
+    print("\n".join(paths))
+    return 0
+
+
+def _add_tune_parser(sub):
+    tune = sub.add_parser(
+        "tune", help="search stage settings with keras-tuner; write the best config",
+        description="Search widths, K, assignment, epochs and learning rate (default space: around the "
+                    "config's values, see layerwise_keras.tuning.default_space) over whole layerwise "
+                    "growths; print the best and write DIRECTORY/PROJECT_NAME/best_config.json.")
+    tune.add_argument("--config", required=True, help="the base config: a .json file or a bundled config name")
+    tune.add_argument("--max-trials", type=int, required=True,
+                      help="number of trials (for hyperband: a cap on the trials its brackets run)")
+    tune.add_argument("--tuner", choices=("random", "hyperband", "bayesian"), default="random",
+                      help="keras-tuner search algorithm (default: random)")
+    tune.add_argument("--space", default=None, help="search-space .json file (default: derived from --config)")
+    tune.add_argument("--max-epochs", type=int, default=None,
+                      help="hyperband: most epochs per stage of a trial (default: the config's largest, >= 2)")
+    tune.add_argument("--directory", default="runs/tuning", help="tuner folder (default: runs/tuning)")
+    tune.add_argument("--project-name", default=None, help="search sub-folder (default: the config's name)")
+    tune.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    tune.add_argument("--overwrite", action="store_true",
+                      help="delete an earlier search in DIRECTORY/PROJECT_NAME (otherwise refused)")
+    tune.add_argument("--verbose", type=int, default=1, help="keras-tuner and Keras verbosity (0, 1 or 2)")
+
+
+def _tune(args):
+    from layerwise_keras.config import load_config
+
+    try:
+        from layerwise_keras import tuning
+    except ImportError as err:  # no keras-tuner: a usage error, with the install hint
+        raise ValueError(str(err)) from err
+    space = tuning.load_space(args.space) if args.space else None
+    result = tuning.tune(load_config(args.config), space=space, tuner=args.tuner, max_trials=args.max_trials,
+                         max_epochs=args.max_epochs, directory=args.directory, project_name=args.project_name,
+                         seed=args.seed, overwrite=args.overwrite, verbose=args.verbose)
+    print(json.dumps({
+        "best_hyperparameters": result.best_hyperparameters,
+        result.tuner.oracle.objective.name: result.best_score,
+        "best_trial": result.best_trial.trial_id,
+        "trials": len(result.tuner.oracle.trials),
+        "best_config": result.best_config_path,
+    }, indent=2))
+    return 0
+
+
+def _add_export_parser(sub):
+    export = sub.add_parser(
+        "export", help="export a run's model.keras for serving: SavedModel, LiteRT (.tflite) or ONNX",
+        description="Write RUN_DIR/saved_model/<version>/ (tf_saved_model), RUN_DIR/model.tflite or "
+                    "model_int8.tflite (litert) or RUN_DIR/model.onnx (onnx) from RUN_DIR/model.keras, run the "
+                    "artifact on the run's test split and print its top-1 agreement with the Keras model.")
+    export.add_argument("run_dir", help="the --output folder of `layerwise-keras train`")
+    export.add_argument("--format", required=True, choices=("tf_saved_model", "litert", "onnx"),
+                        help="artifact to write")
+    export.add_argument("--int8", action="store_true",
+                        help="litert: post-training int8 quantisation calibrated on training images")
+    export.add_argument("--calibration-samples", type=int, default=200,
+                        help="litert --int8: number of training images to calibrate on (default: 200)")
+    export.add_argument("--version", type=int, default=None,
+                        help="tf_saved_model: version folder number (default: highest existing + 1)")
+    export.add_argument("--no-check", action="store_true",
+                        help="do not run the artifact on the test split")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
+
+
+def _export(args):
+    from layerwise_keras.export import export_run
+
+    result = export_run(args.run_dir, args.format, int8=args.int8, version=args.version, overwrite=args.overwrite,
+                        calibration_samples=args.calibration_samples, check=not args.no_check)
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 def _samples(args):
@@ -72,13 +168,20 @@ def main(argv=None):
     try:
         if args.command == "samples":
             return _samples(args)
+        if args.command == "export":
+            return _export(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "tune":
+            return _tune(args)
         config = load_config(args.config or args.dataset or "hierarchical_digits")
         if args.dataset and config["dataset"]["name"] != args.dataset:
             raise ValueError(
                 f"--dataset {args.dataset} does not match the config's dataset {config['dataset']['name']!r}."
             )
         check_output_dir(args.output, args.overwrite)
-        metrics = run(config, args.output, overwrite=args.overwrite, seed=args.seed, verbose=args.verbose)
+        metrics = run(config, args.output, overwrite=args.overwrite, seed=args.seed, verbose=args.verbose,
+                      baseline=args.baseline)
     except (ValueError, FileExistsError, FileNotFoundError, PermissionError) as err:
         print(f"layerwise-keras: error: {err}", file=sys.stderr)
         return 2
@@ -91,6 +194,8 @@ def main(argv=None):
         ],
         "output": args.output,
     }
+    if "baseline" in metrics:
+        summary["baseline_test_accuracy"] = metrics["baseline"]["test_accuracy"]
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -11,7 +11,9 @@ into `output_dir`:
 * `metrics.json`: test accuracy, per-stage figures (train/validation
   accuracy at the end of the stage, k-means inertia, iterations and time,
   cluster usage, purity against the true latent classes where the dataset
-  has them, wall time), the machine and library versions;
+  has them, wall time), the per-epoch `history` (loss, accuracy,
+  validation accuracy, stage), with `baseline=True` (`train --baseline`) the
+  end-to-end SGD baseline's figures, the machine and library versions;
 * `config.json`: the configuration that was run.
 
 It refuses a non-empty `output_dir` unless `overwrite=True`.
@@ -34,6 +36,20 @@ from layerwise_keras.baseline import end_to_end_model
 from layerwise_keras.trainer import LayerwiseTrainer, Stage, assignments, input_model
 
 ARTIFACTS = ("model.keras", "saved_model", "metrics.json", "config.json")
+# Files made later from a run's model (`layerwise-keras export` / `report`): stale once it is replaced.
+DERIVED_ARTIFACTS = ("model.tflite", "model_int8.tflite", "model.onnx", "report")
+
+
+def _remove_stale_artifacts(output_dir):
+    """With overwrite, removes what the replaced model left: its artifacts and the files derived from it."""
+    import shutil
+
+    for name in ARTIFACTS + DERIVED_ARTIFACTS:
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
 
 
 def load_splits(dataset_config, seed=0):
@@ -56,6 +72,8 @@ def load_splits(dataset_config, seed=0):
     >>> splits = load_splits({"name": "hierarchical_digits", "train": 100, "val": 10, "test": 10})
     """
     name = dataset_config["name"]
+    if name in REAL_DATASETS:
+        return _real_splits(dataset_config, seed)
     try:
         sizes = [int(dataset_config.get(k, d)) for k, d in (("train", 6000), ("val", 1000), ("test", 2000))]
     except (TypeError, ValueError, OverflowError) as err:
@@ -65,7 +83,9 @@ def load_splits(dataset_config, seed=0):
     options = dict(dataset_config.get("options", {}))
     n = sum(sizes)
     if name not in ("hierarchical_digits", "hierarchical"):
-        raise ValueError(f"dataset: unknown name {name!r}; expected 'hierarchical_digits' or 'hierarchical'.")
+        raise ValueError(
+            f"dataset: unknown name {name!r}; expected 'hierarchical_digits', 'hierarchical' or one of {REAL_DATASETS}."
+        )
     try:
         if name == "hierarchical_digits":
             images, labels, latents = datasets.hierarchical_digits(n, seed=seed, **options)
@@ -83,6 +103,63 @@ def load_splits(dataset_config, seed=0):
         "x_test": images[b:], "y_test": labels[b:],
         "latents_test": [lat[b:] for lat in latents],
         "num_classes": num_classes,
+        "data_label": name,
+    }
+
+
+REAL_DATASETS = ("cifar10", "mnist", "fashion_mnist")
+REAL_OPTIONS = ("data_dir", "normalize", "test_split")
+
+
+def _real_splits(dataset_config, seed):
+    """Splits of a real dataset: train/val from the official train set, test from `test_split`.
+
+    `val` images are the last ones of the official train set (held out, never
+    trained on); `train` are the first ones. `test` (default: all) is a seeded
+    random subset of the test split when smaller than it (the local CIFAR-10
+    test file is class-major, so a prefix would be one class).
+    """
+    name = dataset_config["name"]
+    options = dict(dataset_config.get("options", {}))
+    unknown = sorted(set(options) - set(REAL_OPTIONS))
+    if unknown:
+        raise ValueError(f"dataset {name!r}: unknown options {unknown}; expected a subset of {list(REAL_OPTIONS)}.")
+    data_dir = options.get("data_dir")
+    normalize = options.get("normalize", "unit")
+    test_split = options.get("test_split", "test")
+    x_all, y_all = datasets.load_arrays(name, "train", data_dir)
+    x_test, y_test = datasets.load_arrays(name, test_split, data_dir)
+    n_val = int(dataset_config.get("val", 5000))
+    n_train = int(dataset_config.get("train", len(x_all) - n_val))
+    n_test = int(dataset_config.get("test", len(x_test)))
+    if min(n_train, n_val, n_test) < 1 or n_train + n_val > len(x_all) or n_test > len(x_test):
+        raise ValueError(
+            f"dataset {name!r}: sizes train={n_train}, val={n_val}, test={n_test} do not fit "
+            f"{len(x_all)} train and {len(x_test)} {test_split} images."
+        )
+    if n_test < len(x_test):
+        keep = np.sort(np.random.default_rng(seed).choice(len(x_test), n_test, replace=False))
+        x_test, y_test = x_test[keep], y_test[keep]
+
+    def norm(x):
+        return datasets.normalize_images(x, normalize, name=name, data_dir=data_dir)
+
+    label = name
+    folder = datasets._data_dir(data_dir)
+    if name == "cifar10" and folder is not None:
+        from layerwise_keras.local_data import _resolve_folder
+
+        if os.path.isfile(os.path.join(_resolve_folder(name, folder), "train_a.npz")):
+            label = "CIFAR-10 (JPEG re-encoded local copy)"
+            if test_split == "test_exact":
+                label += "; test: its 1,000 byte-exact official test images"
+    return {
+        "x_train": norm(x_all[:n_train]), "y_train": y_all[:n_train],
+        "x_val": norm(x_all[len(x_all) - n_val:]), "y_val": y_all[len(x_all) - n_val:],
+        "x_test": norm(x_test), "y_test": y_test,
+        "latents_test": None,
+        "num_classes": 10,
+        "data_label": label,
     }
 
 
@@ -152,6 +229,17 @@ def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose):
     return history, train_seconds, test_accuracy
 
 
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "stage")
+
+
+def _epoch_history(history):
+    """The per-epoch lists of a `fit` History (loss, accuracy, val_*, stage), as floats/ints."""
+    return {
+        k: [int(v) if k == "stage" else float(v) for v in history.history[k]]
+        for k in HISTORY_KEYS if k in history.history
+    }
+
+
 def grow(config, splits, seed=0, verbose=1):
     """Grows and evaluates a model in memory (no files written).
 
@@ -164,7 +252,9 @@ def grow(config, splits, seed=0, verbose=1):
     Returns:
         `(model, figures)`: the grown `keras.Sequential`, and a dict with
         `test_accuracy`, `stages` (per-stage figures, with `test_purity`
-        where the dataset has true latents) and `train_seconds`.
+        where the dataset has true latents), `train_seconds` and `history`
+        (per-epoch lists `loss`, `accuracy`, `val_loss`, `val_accuracy` and
+        `stage`).
 
     Example:
 
@@ -177,7 +267,7 @@ def grow(config, splits, seed=0, verbose=1):
         stages, splits["num_classes"], kmeans_data=splits["x_train"], seed=seed, verbose=verbose
     )
     model = _compile(input_model(splits["x_train"].shape[1:], name=config.get("name") or "layerwise"), config)
-    _, train_seconds, test_accuracy = _fit_and_test(
+    history, train_seconds, test_accuracy = _fit_and_test(
         model, config, splits, seed, [trainer], trainer.total_epochs, verbose
     )
     per_stage = [dict(r) for r in trainer.stage_results]
@@ -185,7 +275,10 @@ def grow(config, splits, seed=0, verbose=1):
         maps = assignments(model, splits["x_test"])
         for result, value in zip(per_stage, stage_purities(maps, splits["latents_test"])):
             result["test_purity"] = value
-    return model, {"test_accuracy": test_accuracy, "stages": per_stage, "train_seconds": train_seconds}
+    return model, {
+        "test_accuracy": test_accuracy, "stages": per_stage, "train_seconds": train_seconds,
+        "history": _epoch_history(history),
+    }
 
 
 def end_to_end(config, splits, seed=0, verbose=1):
@@ -223,8 +316,14 @@ def end_to_end(config, splits, seed=0, verbose=1):
     }
 
 
-def run(config, output_dir, overwrite=False, seed=None, verbose=1):
+def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=False):
     """Grows, evaluates and exports a model as a configuration describes.
+
+    `metrics.json` also holds `history`, the per-epoch `loss`, `accuracy`,
+    `val_loss`, `val_accuracy` and `stage` of growth; with `baseline=True`,
+    `baseline` holds the end-to-end SGD baseline (`end_to_end`, same splits,
+    epochs and optimiser): its per-epoch `val_accuracy`, `test_accuracy` and
+    `train_seconds`.
 
     Args:
         config: a configuration dict (see `layerwise_keras.config`).
@@ -232,6 +331,7 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1):
         overwrite: replace this job's artifacts in a non-empty `output_dir`.
         seed: int overriding the configuration's seed.
         verbose: Keras verbosity for `fit` (1 shows progress bars).
+        baseline: also train the end-to-end SGD baseline and record it.
 
     Returns:
         The metrics dict written to `metrics.json`.
@@ -248,21 +348,33 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1):
     splits = load_splits(config["dataset"], seed=seed)
     model, figures = grow(config, splits, seed=seed, verbose=verbose)
     test_accuracy, per_stage, train_seconds = figures["test_accuracy"], figures["stages"], figures["train_seconds"]
+    base = end_to_end(config, splits, seed=seed, verbose=verbose)[1] if baseline else None
 
     os.makedirs(output_dir, exist_ok=True)
+    if overwrite:
+        _remove_stale_artifacts(output_dir)
     paths = save_artifacts(model, output_dir, overwrite=overwrite)
     metrics = {
         "name": config.get("name"),
         "dataset": config["dataset"]["name"],
+        "data": splits["data_label"],
         "test_accuracy": test_accuracy,
         "test_examples": int(len(splits["y_test"])),
         "stages": per_stage,
+        "history": figures["history"],
         "train_seconds": train_seconds,
         "seed": seed,
         "artifacts": {k: os.path.relpath(v, output_dir) for k, v in paths.items()},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": _machine(),
     }
+    if base is not None:
+        metrics["baseline"] = {
+            "model": "end_to_end: the same convolutions and readout without clustering, trained by SGD",
+            "test_accuracy": base["test_accuracy"],
+            "val_accuracy": base["val_accuracy"],
+            "train_seconds": base["train_seconds"],
+        }
     for name, payload in (("metrics.json", metrics), ("config.json", config)):
         path = os.path.join(output_dir, name)
         if os.path.exists(path) and not overwrite:

@@ -248,6 +248,11 @@ class LayerwiseTrainer(keras.callbacks.Callback):
       `dead_clusters`, and `stage_seconds` (wall time of the stage,
       training + clustering).
 
+    `stage_results[i]` holds the same figures for stage i + 1 (the epoch
+    logs of its last epoch, then its clustering figures) and, for a
+    clustered stage, `kmeans_counts`: the list of points per cluster at
+    k-means' final assignment (over the points Lloyd ran on).
+
     Args:
         stages: list of `Stage`; every stage but the last needs `clusters`.
         num_classes: int, number of labels (the readout's width).
@@ -392,15 +397,18 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         result.update({k: float(v) for k, v in logs.items() if k != "stage"})
         if self.stages[index].clusters is not None:
             figures = self._cluster_and_grow(index)
+            counts = figures.pop("kmeans_counts")  # a list: stage_results only, not the epoch logs
             logs.update(figures)
             result.update(figures)
+            result["kmeans_counts"] = counts
         stage_seconds = time.perf_counter() - self._stage_start
         logs["stage_seconds"] = stage_seconds
         result["stage_seconds"] = stage_seconds
         self._stage_start = None
         self.stage_results.append(result)
         if self.verbose:
-            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
+            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()
+                     if k != "kmeans_counts"}
             print(f"\nLayerwiseTrainer: stage {index + 1}/{len(self.stages)} done: {shown}")
 
     def _cluster_and_grow(self, index):
@@ -456,6 +464,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             "cluster_usage": float(used.mean()),
             "cluster_entropy": entropy,
             "dead_clusters": int((~used).sum()),
+            "kmeans_counts": [int(c) for c in kmeans.counts_],
         }
 
 

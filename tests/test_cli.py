@@ -75,8 +75,14 @@ def test_train_writes_artifacts_then_refuses_then_overwrites(tmp_path, tiny_conf
     assert _stat(out / "metrics.json") == before
     assert _stat(out / "model.keras") == keras_before
 
-    # --overwrite replaces the artifacts (with a different seed, so the run differs).
+    # --overwrite replaces the artifacts (with a different seed, so the run differs),
+    # drops files derived from the replaced model, and keeps the user's own files.
+    (out / "model.tflite").write_bytes(b"stale")
+    (out / "saved_model" / "2").mkdir()
+    (out / "notes.txt").write_text("mine")
     assert _train(out, tiny_config, "--overwrite", "--seed", "2") == 0
+    assert not (out / "model.tflite").exists() and not (out / "saved_model" / "2").exists()
+    assert (out / "notes.txt").read_text() == "mine"
     assert json.loads(capsys.readouterr().out)["output"] == str(out)
     after = _stat(out / "metrics.json")
     assert after[1] != before[1] and after[0] != before[0]

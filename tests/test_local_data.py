@@ -161,3 +161,26 @@ def test_mnist_npz_and_truncated_idx(tmp_path):
     _write_idx(other / "train-labels-idx1-ubyte", np.zeros(60000, np.uint8), False)
     with pytest.raises(DataError, match="truncated IDX"):
         datasets.load_arrays("mnist", "train", other)
+
+
+@needs_cifar
+def test_pipeline_splits_of_cifar10_are_labelled_and_held_out():
+    from layerwise_keras.pipeline import load_splits
+
+    config = {"name": "cifar10", "train": 300, "val": 100, "test": 200,
+              "options": {"data_dir": SHARED_CIFAR, "normalize": "unit"}}
+    splits = load_splits(config, seed=0)
+    assert splits["x_train"].shape == (300, 32, 32, 3) and splits["x_val"].shape == (100, 32, 32, 3)
+    assert splits["data_label"] == "CIFAR-10 (JPEG re-encoded local copy)"
+    assert splits["latents_test"] is None and splits["num_classes"] == 10
+    # The class-major test file is subsampled at random, not by prefix.
+    assert len(np.unique(splits["y_test"])) == 10
+    # Validation images are the last official train images, disjoint from the training prefix.
+    x_all, _ = datasets.load_arrays("cifar10", "train", SHARED_CIFAR)
+    np.testing.assert_allclose(splits["x_val"][-1], x_all[-1] / 255.0)
+    exact = load_splits(dict(config, options={"data_dir": SHARED_CIFAR, "test_split": "test_exact"}), seed=0)
+    assert exact["data_label"].endswith("byte-exact official test images")
+    with pytest.raises(ValueError, match="do not fit"):
+        load_splits(dict(config, train=60000), seed=0)
+    with pytest.raises(ValueError, match="unknown options"):
+        load_splits(dict(config, options={"datadir": SHARED_CIFAR}), seed=0)

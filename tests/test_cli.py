@@ -6,21 +6,9 @@ import os
 import pytest
 
 from layerwise_keras import cli
-from layerwise_keras.trainer import Stage
+from helpers import TINY_CLI_CONFIG
 
-# Smaller than the session's grown model: the CLI tests train it three times.
-TINY_CLI_CONFIG = {
-    "name": "cli_tiny",
-    "dataset": {"name": "hierarchical_digits", "train": 300, "val": 50, "test": 100},
-    "stages": [
-        Stage(8, 3, clusters=8, epochs=1).to_config(),
-        Stage(8, 3, clusters=8, epochs=1).to_config(),
-        Stage(8, 3, epochs=1).to_config(),
-    ],
-    "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.003}},
-    "batch_size": 64,
-    "seed": 1,
-}
+# TINY_CLI_CONFIG: smaller than the session's grown model, since the CLI tests train it three times.
 
 
 @pytest.fixture

@@ -19,32 +19,13 @@ from layerwise_keras.layers import ASSIGNMENTS, ClusterAssignment
 from layerwise_keras.metrics import stage_purities
 from layerwise_keras.trainer import assignments
 
+from helpers import grown_style_model
+
 TOL = 1e-5
 
 
 def _grown_style_model(assignment, seed=0):
-    """A hand-built model shaped like a grown one: stage1 conv + assign, stage2 conv, readout."""
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = keras.Sequential(
-        [
-            keras.Input((9, 9, 1)),
-            keras.layers.Conv2D(4, 3, strides=3, activation="relu", name="stage1_conv"),
-            # temperature != 1 so that a portable model that lost it would be caught ("soft").
-            ClusterAssignment(5, assignment, temperature=0.5, name="stage1_assign"),
-            keras.layers.Conv2D(6, 3, name="stage2_conv"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(3, name="stage2_readout"),
-        ],
-        name=f"grown_{assignment}",
-    )
-    # Random centroids near real embeddings, so that every cluster is actually hit.
-    probe = rng.normal(size=(64, 9, 9, 1)).astype("float32")
-    emb = keras.ops.convert_to_numpy(model.get_layer("stage1_conv")(probe)).reshape(-1, 4)
-    picks = rng.choice(len(emb), size=5, replace=False)
-    centroids = emb[picks] + rng.normal(scale=0.05, size=(5, 4)).astype("float32")
-    model.get_layer("stage1_assign").set_centroids(centroids)
-    return model
+    return grown_style_model(assignment, seed)[0]
 
 
 def _inputs(seed=0, n=40):

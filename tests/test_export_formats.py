@@ -23,6 +23,8 @@ import pytest
 from layerwise_keras import cli, export
 from layerwise_keras.layers import ASSIGNMENTS, ClusterAssignment
 
+from helpers import grown_style_model
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 FLOAT_TOL = 1e-4
 INT8_MIN_AGREEMENT = 0.99
@@ -52,24 +54,7 @@ ASSIGNMENT_OPS = {"hard": {"ARG_MAX", "ONE_HOT"}, "soft": {"SOFTMAX"}, "triangle
 
 def _hand_built(assignment, seed=0):
     """A Sequential shaped like a grown model, with centroids near real embeddings."""
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = keras.Sequential(
-        [
-            keras.Input((9, 9, 1)),
-            keras.layers.Conv2D(4, 3, strides=3, activation="relu", name="stage1_conv"),
-            ClusterAssignment(5, assignment, temperature=0.5, name="stage1_assign"),
-            keras.layers.Conv2D(6, 3, name="stage2_conv"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(3, name="stage2_readout"),
-        ],
-        name=f"formats_{assignment}",
-    )
-    x = rng.normal(size=(64, 9, 9, 1)).astype("float32")
-    emb = keras.ops.convert_to_numpy(model.get_layer("stage1_conv")(x)).reshape(-1, 4)
-    centroids = emb[rng.choice(len(emb), size=5, replace=False)] + rng.normal(scale=0.05, size=(5, 4))
-    model.get_layer("stage1_assign").set_centroids(centroids.astype("float32"))
-    return model, x
+    return grown_style_model(assignment, seed, name=f"formats_{assignment}")
 
 
 def _export(*argv):

@@ -12,22 +12,11 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from layerwise_keras import cli, viz  # noqa: E402
-from layerwise_keras.trainer import Stage  # noqa: E402
+from helpers import TINY_CLI_CONFIG  # noqa: E402
 
 ORANGE = np.array([255, 127, 14])  # matplotlib's "C1": the baseline curve
 
-BASELINE_CONFIG = {
-    "name": "viz_tiny",
-    "dataset": {"name": "hierarchical_digits", "train": 300, "val": 50, "test": 100},
-    "stages": [
-        Stage(8, 3, clusters=8, epochs=1).to_config(),
-        Stage(8, 3, clusters=8, epochs=1).to_config(),
-        Stage(8, 3, epochs=1).to_config(),
-    ],
-    "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.003}},
-    "batch_size": 64,
-    "seed": 1,
-}
+BASELINE_CONFIG = TINY_CLI_CONFIG
 REPORT_PNGS = ["accuracy.png", "cluster_atlas_stage1.png", "cluster_atlas_stage2.png", "confusion.png",
                "samples.png"]
 

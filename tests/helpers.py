@@ -1,0 +1,49 @@
+"""Small builders shared by several test modules (importable: pytest puts tests/ on sys.path)."""
+
+import keras
+import numpy as np
+
+from layerwise_keras.layers import ClusterAssignment
+from layerwise_keras.trainer import Stage
+
+# A tiny 3-stage hierarchical-digits config for tests that train through the CLI.
+TINY_CLI_CONFIG = {
+    "name": "cli_tiny",
+    "dataset": {"name": "hierarchical_digits", "train": 300, "val": 50, "test": 100},
+    "stages": [
+        Stage(8, 3, clusters=8, epochs=1).to_config(),
+        Stage(8, 3, clusters=8, epochs=1).to_config(),
+        Stage(8, 3, epochs=1).to_config(),
+    ],
+    "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.003}},
+    "batch_size": 64,
+    "seed": 1,
+}
+
+
+def grown_style_model(assignment, seed=0, name=None):
+    """A hand-built model shaped like a grown one: stage1 conv + assign, stage2 conv, readout.
+
+    Returns `(model, probe)`: the model, with centroids drawn near real stage-1
+    embeddings of `probe` (so every cluster is hit), and those probe images.
+    """
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((9, 9, 1)),
+            keras.layers.Conv2D(4, 3, strides=3, activation="relu", name="stage1_conv"),
+            # temperature != 1 so that an export that lost it would be caught ("soft").
+            ClusterAssignment(5, assignment, temperature=0.5, name="stage1_assign"),
+            keras.layers.Conv2D(6, 3, name="stage2_conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, name="stage2_readout"),
+        ],
+        name=name or f"grown_{assignment}",
+    )
+    probe = rng.normal(size=(64, 9, 9, 1)).astype("float32")
+    emb = keras.ops.convert_to_numpy(model.get_layer("stage1_conv")(probe)).reshape(-1, 4)
+    picks = rng.choice(len(emb), size=5, replace=False)
+    centroids = emb[picks] + rng.normal(scale=0.05, size=(5, 4)).astype("float32")
+    model.get_layer("stage1_assign").set_centroids(centroids.astype("float32"))
+    return model, probe

@@ -5,6 +5,7 @@ layerwise-keras train --dataset hierarchical_digits --output saved_models/digits
 layerwise-keras samples --config hierarchical_digits --output docs/images/hierarchical_digits.png
 layerwise-keras report saved_models/digits [--output DIR] [--overwrite]
 layerwise-keras export saved_models/digits --format {tf_saved_model,litert,onnx} [--int8] [--version N] [--overwrite]
+layerwise-keras tune --config hierarchical_2level --max-trials 10 [--tuner random|hyperband|bayesian] [--overwrite]
 ```
 """
 

@@ -27,7 +27,7 @@ from layerwise_keras.trainer import Stage
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 REQUIRED = ("dataset", "stages", "optimizer", "batch_size")
-OPTIONAL = ("name", "seed", "description")
+OPTIONAL = ("name", "seed", "description", "cache")
 
 
 def bundled_configs():

@@ -263,6 +263,8 @@ def grow(config, splits, seed=0, verbose=1):
     """
     keras.utils.set_random_seed(seed)
     stages = [Stage.from_config(s) for s in config["stages"]]
+    if config.get("cache"):
+        return _grow_cached(config, splits, stages, seed, verbose)
     trainer = LayerwiseTrainer(
         stages, splits["num_classes"], kmeans_data=splits["x_train"], seed=seed, verbose=verbose
     )
@@ -270,14 +272,34 @@ def grow(config, splits, seed=0, verbose=1):
     history, train_seconds, test_accuracy = _fit_and_test(
         model, config, splits, seed, [trainer], trainer.total_epochs, verbose
     )
-    per_stage = [dict(r) for r in trainer.stage_results]
-    if splits["latents_test"] is not None and len(stages) > 1:
+    return model, _figures(model, splits, trainer.stage_results, test_accuracy, train_seconds,
+                           _epoch_history(history))
+
+
+def _grow_cached(config, splits, stages, seed, verbose):
+    from layerwise_keras.cached import grow_cached
+
+    start = time.perf_counter()
+    model, results, history = grow_cached(
+        stages, splits["x_train"], splits["y_train"], splits["num_classes"], config["optimizer"],
+        config["batch_size"], x_val=splits["x_val"], y_val=splits["y_val"], seed=seed, verbose=verbose,
+        name=config.get("name") or "layerwise",
+    )
+    train_seconds = time.perf_counter() - start
+    logits = model.predict(splits["x_test"], batch_size=256, verbose=0)
+    test_accuracy = float((logits.argmax(-1) == splits["y_test"]).mean())
+    return model, _figures(model, splits, results, test_accuracy, train_seconds, history)
+
+
+def _figures(model, splits, stage_results, test_accuracy, train_seconds, history):
+    per_stage = [dict(r) for r in stage_results]
+    if splits["latents_test"] is not None and len(per_stage) > 1:
         maps = assignments(model, splits["x_test"])
         for result, value in zip(per_stage, stage_purities(maps, splits["latents_test"])):
             result["test_purity"] = value
-    return model, {
+    return {
         "test_accuracy": test_accuracy, "stages": per_stage, "train_seconds": train_seconds,
-        "history": _epoch_history(history),
+        "history": history,
     }
 
 

@@ -423,15 +423,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         stream = _EmbeddingStream(
             lambda images: prefix(images, training=False), self.kmeans_data, self.kmeans_batch_size
         )
-        options = {"seed": self.seed + index}
-        options.update(stage.kmeans)
-        kmeans = KMeans(stage.clusters, **options)
-        start = time.perf_counter()
-        try:
-            kmeans.fit(stream)
-        except ValueError as err:
-            raise ValueError(f"LayerwiseTrainer: k-means of stage {index + 1} failed: {err}") from err
-        kmeans_seconds = time.perf_counter() - start
+        kmeans, figures = cluster_stage(stage, index + 1, stream, self.seed)
 
         # Freeze the stage, drop its readout, append the assignment and the next stage.
         conv.trainable = False
@@ -447,25 +439,49 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         assign.set_centroids(kmeans.cluster_centers_)
         self._add_stage(model, index + 1)
         self._recompile(model)
+        return figures
 
-        counts = np.asarray(kmeans.counts_, dtype="float64")
-        used = counts > 0
-        p = counts[used] / counts.sum()
-        entropy = float(-(p * np.log(p)).sum() / math.log(stage.clusters))
-        if kmeans.n_reseeded_:
-            warnings.warn(
-                f"LayerwiseTrainer: k-means of stage {index + 1} re-seeded {kmeans.n_reseeded_} empty clusters."
-            )
-        return {
-            "kmeans_inertia": float(kmeans.inertia_),
-            "kmeans_mean_sq_dist": float(kmeans.inertia_) / max(kmeans.n_points_, 1),
-            "kmeans_iterations": int(kmeans.n_iter_),
-            "kmeans_seconds": kmeans_seconds,
-            "cluster_usage": float(used.mean()),
-            "cluster_entropy": entropy,
-            "dead_clusters": int((~used).sum()),
-            "kmeans_counts": [int(c) for c in kmeans.counts_],
-        }
+
+def cluster_stage(stage, n, stream, seed=0):
+    """Runs stage `n`'s k-means on a stream of its embeddings.
+
+    Args:
+        stage: the `Stage` (its `clusters` and `kmeans` options are used).
+        n: 1-based stage index (seeds k-means with `seed + n - 1`; names the
+            stage in errors).
+        stream: the embeddings `[points, dim]`: anything `KMeans.fit` takes.
+        seed: the growth's seed.
+
+    Returns:
+        `(kmeans, figures)`: the fitted `KMeans` and the per-stage figures
+        the trainer logs (`kmeans_inertia`, `kmeans_iterations`,
+        `cluster_usage`, ...; `kmeans_counts` too, for `stage_results` only).
+    """
+    options = {"seed": seed + n - 1}
+    options.update(stage.kmeans)
+    kmeans = KMeans(stage.clusters, **options)
+    start = time.perf_counter()
+    try:
+        kmeans.fit(stream)
+    except ValueError as err:
+        raise ValueError(f"LayerwiseTrainer: k-means of stage {n} failed: {err}") from err
+    kmeans_seconds = time.perf_counter() - start
+    counts = np.asarray(kmeans.counts_, dtype="float64")
+    used = counts > 0
+    p = counts[used] / counts.sum()
+    entropy = float(-(p * np.log(p)).sum() / math.log(stage.clusters))
+    if kmeans.n_reseeded_:
+        warnings.warn(f"LayerwiseTrainer: k-means of stage {n} re-seeded {kmeans.n_reseeded_} empty clusters.")
+    return kmeans, {
+        "kmeans_inertia": float(kmeans.inertia_),
+        "kmeans_mean_sq_dist": float(kmeans.inertia_) / max(kmeans.n_points_, 1),
+        "kmeans_iterations": int(kmeans.n_iter_),
+        "kmeans_seconds": kmeans_seconds,
+        "cluster_usage": float(used.mean()),
+        "cluster_entropy": entropy,
+        "dead_clusters": int((~used).sum()),
+        "kmeans_counts": [int(c) for c in kmeans.counts_],
+    }
 
 
 def _assign_layer_names(model):

@@ -15,11 +15,9 @@ Usage:
 """
 
 import argparse
-import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
@@ -27,21 +25,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from _common import commit, now  # noqa: E402
 from layerwise_keras.config import load_config  # noqa: E402
 from layerwise_keras.pipeline import _machine, end_to_end, grow, load_splits  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = ("hierarchical_digits", "hierarchical_2level", "hierarchical_3level")
-
-
-def _commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
-                               capture_output=True, text=True).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except OSError:
-        return "unknown"
 
 
 def run_one(name, seed, quick):
@@ -132,8 +121,8 @@ def main(argv=None):
             print(json.dumps(result), flush=True)
     report = {
         "command": "python benchmarks/hierarchical.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": _commit(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit(),
+        "date": now(),
         "machine": _machine(),
         "platform": platform.platform(),
         "seeds": args.seeds,

@@ -240,7 +240,7 @@ def _epoch_history(history):
     }
 
 
-def grow(config, splits, seed=0, verbose=1):
+def grow(config, splits, seed=0, verbose=1, callbacks=()):
     """Grows and evaluates a model in memory (no files written).
 
     Args:
@@ -248,6 +248,8 @@ def grow(config, splits, seed=0, verbose=1):
         splits: the dict of `load_splits`.
         seed: int, seeds weights, shuffling and k-means.
         verbose: Keras verbosity for `fit`.
+        callbacks: extra Keras callbacks, run after the `LayerwiseTrainer`
+            (not supported with `"cache": true`).
 
     Returns:
         `(model, figures)`: the grown `keras.Sequential`, and a dict with
@@ -264,13 +266,15 @@ def grow(config, splits, seed=0, verbose=1):
     keras.utils.set_random_seed(seed)
     stages = [Stage.from_config(s) for s in config["stages"]]
     if config.get("cache"):
+        if callbacks:
+            raise ValueError("grow: extra callbacks are not supported with \"cache\": true.")
         return _grow_cached(config, splits, stages, seed, verbose)
     trainer = LayerwiseTrainer(
         stages, splits["num_classes"], kmeans_data=splits["x_train"], seed=seed, verbose=verbose
     )
     model = _compile(input_model(splits["x_train"].shape[1:], name=config.get("name") or "layerwise"), config)
     history, train_seconds, test_accuracy = _fit_and_test(
-        model, config, splits, seed, [trainer], trainer.total_epochs, verbose
+        model, config, splits, seed, [trainer, *callbacks], trainer.total_epochs, verbose
     )
     return model, _figures(model, splits, trainer.stage_results, test_accuracy, train_seconds,
                            _epoch_history(history))
@@ -303,7 +307,7 @@ def _figures(model, splits, stage_results, test_accuracy, train_seconds, history
     }
 
 
-def end_to_end(config, splits, seed=0, verbose=1):
+def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
     """Trains the same network end to end by SGD, without clustering: the baseline.
 
     The network is `layerwise_keras.baseline.end_to_end_model` of the
@@ -315,6 +319,7 @@ def end_to_end(config, splits, seed=0, verbose=1):
         splits: the dict of `load_splits`.
         seed: int, seeds weights and shuffling.
         verbose: Keras verbosity for `fit`.
+        callbacks: extra Keras callbacks for `fit`.
 
     Returns:
         `(model, figures)` with `test_accuracy`, `train_seconds` and the
@@ -330,7 +335,9 @@ def end_to_end(config, splits, seed=0, verbose=1):
         end_to_end_model(stages, splits["x_train"].shape[1:], splits["num_classes"], seed=seed), config
     )
     epochs = sum(s.epochs for s in stages)
-    history, train_seconds, test_accuracy = _fit_and_test(model, config, splits, seed, [], epochs, verbose)
+    history, train_seconds, test_accuracy = _fit_and_test(
+        model, config, splits, seed, list(callbacks), epochs, verbose
+    )
     return model, {
         "test_accuracy": test_accuracy,
         "train_seconds": train_seconds,

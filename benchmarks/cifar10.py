@@ -1,0 +1,197 @@
+"""Benchmark: a CIFAR-10 config grown layer by layer vs the same network trained end to end by SGD.
+
+One invocation, one machine, the same data: grows the config's network
+(`layerwise_keras.pipeline.grow`) and trains its end-to-end baseline
+(`pipeline.end_to_end`), then reports for both: test accuracy on the 10,000
+official test images (never used for selection), accuracy on the 1,000
+byte-exact test images and on the same 1,000 images from the JPEG copy,
+validation accuracy after each epoch/stage with its wall time, time to reach
+73.4 % validation accuracy (the paper's CIFAR-10 figure), k-means time share
+and peak memory. Writes `benchmarks/results/cifar10_<config>.json` and `.md`
+(`..._quick.*` with `--quick`, which uses a slice and one epoch per stage:
+smoke-test figures, never results).
+
+The local CIFAR-10 copy is JPEG re-encoded: every figure is labelled
+"CIFAR-10 (JPEG re-encoded local copy)".
+
+Usage:
+    python benchmarks/cifar10.py [--config cifar10_paper] [--data-dir DIR] [--quick] [--seed 0]
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from _common import HERE, RESULTS, commit, now  # noqa: E402
+from layerwise_keras import datasets  # noqa: E402
+from layerwise_keras.config import load_config  # noqa: E402
+from layerwise_keras.pipeline import _machine, end_to_end, grow, load_splits  # noqa: E402
+
+PAPER_ACCURACY = 0.734
+DEFAULT_DATA = os.path.join(HERE, os.pardir, os.pardir, "shared", "data")
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Records the wall time since `fit` began and the validation accuracy at every epoch end."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self.val_accuracy = [], []
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+        self.val_accuracy.append(float((logs or {}).get("val_accuracy", float("nan"))))
+
+
+def _time_to(clock, target):
+    for seconds, accuracy in zip(clock.seconds, clock.val_accuracy):
+        if accuracy >= target:
+            return seconds
+    return None
+
+
+def _peak_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _exact_subset_accuracy(model, config, data_dir):
+    """Accuracy on the 1,000 byte-exact official test images and on their JPEG twins."""
+    options = config["dataset"].get("options", {})
+    out = {}
+    for split in ("test_exact", "test_exact_jpeg"):
+        x, y = datasets.load_arrays("cifar10", split, data_dir)
+        x = datasets.normalize_images(x, options.get("normalize", "unit"), name="cifar10", data_dir=data_dir)
+        out[split] = float((model.predict(x, batch_size=256, verbose=0).argmax(-1) == y).mean())
+    return out
+
+
+def run(config_name, data_dir, quick=False, seed=0, train=None, skip_baseline=False):
+    config = load_config(config_name)
+    config["dataset"].setdefault("options", {})["data_dir"] = data_dir
+    if quick:
+        config["dataset"].update(train=train or 2000, val=500, test=1000)
+        for stage in config["stages"]:
+            stage["epochs"] = 1
+            if stage.get("clusters"):
+                stage["kmeans"]["max_iter"] = 10
+    elif train:
+        config["dataset"]["train"] = train
+    splits = load_splits(config["dataset"], seed=seed)
+    report = {"config": config, "data": splits["data_label"], "sizes": {
+        k: int(len(splits[f"y_{k}"])) for k in ("train", "val", "test")}}
+
+    clock = EpochClock()
+    model, ours = grow(config, splits, seed=seed, verbose=2, callbacks=[clock])
+    kmeans_seconds = sum(s.get("kmeans_seconds", 0.0) for s in ours["stages"])
+    report["layerwise"] = {
+        "test_accuracy": ours["test_accuracy"],
+        "exact_subset": _exact_subset_accuracy(model, config, data_dir),
+        "train_seconds": ours["train_seconds"],
+        "stages": [{k: v for k, v in s.items() if k != "kmeans_counts"} for s in ours["stages"]],
+        "epoch_seconds": clock.seconds,
+        "epoch_val_accuracy": clock.val_accuracy,
+        "seconds_to_paper_accuracy": _time_to(clock, PAPER_ACCURACY),
+        "kmeans_share": kmeans_seconds / ours["train_seconds"],
+        "peak_memory_mib": _peak_mib(),
+    }
+    if not skip_baseline:
+        clock = EpochClock()
+        base_model, base = end_to_end(config, splits, seed=seed, verbose=2, callbacks=[clock])
+        report["end_to_end"] = {
+            "test_accuracy": base["test_accuracy"],
+            "exact_subset": _exact_subset_accuracy(base_model, config, data_dir),
+            "train_seconds": base["train_seconds"],
+            "epoch_seconds": clock.seconds,
+            "epoch_val_accuracy": clock.val_accuracy,
+            "seconds_to_paper_accuracy": _time_to(clock, PAPER_ACCURACY),
+            "peak_memory_mib": _peak_mib(),
+        }
+        ours_t = report["layerwise"]["seconds_to_paper_accuracy"]
+        base_t = report["end_to_end"]["seconds_to_paper_accuracy"]
+        report["time_ratio"] = ours["train_seconds"] / base["train_seconds"]
+        report["time_to_paper_accuracy_ratio"] = None if ours_t is None or base_t is None else ours_t / base_t
+    return report
+
+
+def _fmt(value, spec="{:.4f}"):
+    return "—" if value is None else spec.format(value)
+
+
+def markdown(report):
+    lw, e2e = report["layerwise"], report.get("end_to_end")
+    lines = [
+        f"# CIFAR-10: `{report['config']['name']}` grown layer by layer vs end-to-end SGD",
+        "",
+        f"- data: {report['data']}; sizes {report['sizes']}",
+        f"- command: `{report['command']}`",
+        f"- commit: `{report['commit']}`, date: {report['date']}",
+        f"- machine: {report['machine']['cpu_count']}-core CPU ({report['machine']['processor']}), "
+        f"GPUs: {report['machine']['gpus'] or 'none'}; TensorFlow {report['machine']['tensorflow']}, "
+        f"Keras {report['machine']['keras']} ({report['machine']['backend']} backend)",
+    ]
+    if report["quick"]:
+        lines.append("- **QUICK MODE: a slice of the data and one epoch per stage; smoke-test figures, not results.**")
+    lines += [
+        "",
+        "| | test acc (JPEG copy) | byte-exact 1,000 | same 1,000, JPEG | fit s | s to 73.4 % val | peak MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in (("layerwise", lw), ("end-to-end SGD", e2e)):
+        if r is None:
+            continue
+        lines.append(
+            f"| {name} | {_fmt(r['test_accuracy'])} | {_fmt(r['exact_subset']['test_exact'])} | "
+            f"{_fmt(r['exact_subset']['test_exact_jpeg'])} | {r['train_seconds']:.0f} | "
+            f"{_fmt(r['seconds_to_paper_accuracy'], '{:.0f}')} | {r['peak_memory_mib']:.0f} |"
+        )
+    lines += ["", f"k-means share of the layerwise fit time: {lw['kmeans_share']:.1%}."]
+    if e2e is not None:
+        lines.append(f"Layerwise / end-to-end fit time: {report['time_ratio']:.2f}; time to 73.4 % validation "
+                     f"accuracy ratio: {_fmt(report['time_to_paper_accuracy_ratio'], '{:.2f}')}.")
+    lines += ["", "| stage | val acc at stage end | stage s | k-means s | k-means iterations |", "|---|---|---|---|---|"]
+    for s in lw["stages"]:
+        lines.append(f"| {s['stage']} | {_fmt(s.get('val_accuracy'))} | {s['stage_seconds']:.0f} | "
+                     f"{_fmt(s.get('kmeans_seconds'), '{:.0f}')} | {s.get('kmeans_iterations', '—')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="cifar10_paper", help="bundled config name or JSON path")
+    parser.add_argument("--data-dir", default=os.environ.get(datasets.DATA_ENV) or DEFAULT_DATA)
+    parser.add_argument("--quick", action="store_true", help="smoke mode: a slice, one epoch per stage")
+    parser.add_argument("--train", type=int, default=None, help="override the number of training images")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--output", default=RESULTS, help="results folder")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    report = run(args.config, args.data_dir, args.quick, args.seed, args.train, args.skip_baseline)
+    report.update(
+        command="python benchmarks/cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        commit=commit(), date=now(), machine=_machine(), quick=args.quick,
+        total_seconds=time.perf_counter() - start,
+    )
+    stem = f"cifar10_{report['config']['name']}" + ("_quick" if args.quick else "")
+    os.makedirs(args.output, exist_ok=True)
+    with open(os.path.join(args.output, stem + ".json"), "w") as f:
+        json.dump(report, f, indent=2, default=float)
+    with open(os.path.join(args.output, stem + ".md"), "w") as f:
+        f.write(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Smoke runs of the benchmark scripts (quick mode): they run end to end and write their result files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, os.pardir, "shared", "data")
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(SHARED, "cifar10", "exact_subset.npz")),
+                    reason=f"no local CIFAR-10 copy at {SHARED}/cifar10")
+def test_cifar10_benchmark_quick_smoke(tmp_path):
+    cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "cifar10.py"), "--quick", "--train", "300",
+           "--data-dir", SHARED, "--output", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "cifar10_cifar10_paper_quick.json").read_text())
+    assert report["quick"] is True and report["data"] == "CIFAR-10 (JPEG re-encoded local copy)"
+    for side in ("layerwise", "end_to_end"):  # both sides, one run, one machine
+        r = report[side]
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and r["train_seconds"] > 0
+        assert set(r["exact_subset"]) == {"test_exact", "test_exact_jpeg"}
+        assert len(r["epoch_seconds"]) == len(r["epoch_val_accuracy"]) == 4
+    assert [s["stage"] for s in report["layerwise"]["stages"]] == [1, 2, 3, 4]
+    assert 0.0 < report["layerwise"]["kmeans_share"] < 1.0
+    md = (tmp_path / "cifar10_cifar10_paper_quick.md").read_text()
+    assert "QUICK MODE" in md and report["commit"] in md

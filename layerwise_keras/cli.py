@@ -2,6 +2,7 @@
 
 ```
 layerwise-keras train --dataset hierarchical_digits --output saved_models/digits [--config FILE.json] [--seed N] [--overwrite]
+layerwise-keras baseline --config hierarchical_digits --output saved_models/digits_e2e [--seed N] [--overwrite]
 layerwise-keras samples --config hierarchical_digits --output docs/images/hierarchical_digits.png
 layerwise-keras report saved_models/digits [--output DIR] [--overwrite]
 layerwise-keras export saved_models/digits --format {tf_saved_model,litert,onnx} [--int8] [--version N] [--overwrite]
@@ -31,6 +32,12 @@ def _parser():
     train.add_argument("--overwrite", action="store_true", help="replace artifacts in a non-empty --output")
     train.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1 or 2)")
     train.add_argument("--baseline", action="store_true", help="also train the end-to-end SGD baseline")
+    baseline = sub.add_parser("baseline", help="train the config's network end to end by SGD (no clustering)")
+    baseline.add_argument("--config", required=True, help="a config .json file or a bundled config name")
+    baseline.add_argument("--output", required=True, help="output folder (must be empty or absent)")
+    baseline.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    baseline.add_argument("--overwrite", action="store_true", help="replace artifacts in a non-empty --output")
+    baseline.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1 or 2)")
     samples = sub.add_parser("samples", help="write a PNG grid of dataset samples, one row per label")
     samples.add_argument("--config", default="hierarchical_digits",
                          help="config whose dataset to draw (file or bundled name)")
@@ -175,6 +182,14 @@ def main(argv=None):
             return _report(args)
         if args.command == "tune":
             return _tune(args)
+        if args.command == "baseline":
+            from layerwise_keras.pipeline import run_baseline
+
+            metrics = run_baseline(load_config(args.config), args.output, overwrite=args.overwrite,
+                                   seed=args.seed, verbose=args.verbose)
+            print(json.dumps({"model": "end_to_end", "test_accuracy": metrics["test_accuracy"],
+                              "train_seconds": round(metrics["train_seconds"], 2), "output": args.output}, indent=2))
+            return 0
         config = load_config(args.config or args.dataset or "hierarchical_digits")
         if args.dataset and config["dataset"]["name"] != args.dataset:
             raise ValueError(

@@ -370,32 +370,12 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=Fals
     >>> metrics = run(load_config("hierarchical_digits"), "saved_models/digits")
     >>> metrics["test_accuracy"]
     """
-    config = validate_config(config)
-    seed = int(config.get("seed", 0) if seed is None else seed)
-    config["seed"] = seed
-    check_output_dir(output_dir, overwrite)
-    splits = load_splits(config["dataset"], seed=seed)
+    config, seed, splits = _prepare(config, output_dir, overwrite, seed)
     model, figures = grow(config, splits, seed=seed, verbose=verbose)
-    test_accuracy, per_stage, train_seconds = figures["test_accuracy"], figures["stages"], figures["train_seconds"]
     base = end_to_end(config, splits, seed=seed, verbose=verbose)[1] if baseline else None
-
-    os.makedirs(output_dir, exist_ok=True)
-    if overwrite:
-        _remove_stale_artifacts(output_dir)
-    paths = save_artifacts(model, output_dir, overwrite=overwrite)
     metrics = {
-        "name": config.get("name"),
-        "dataset": config["dataset"]["name"],
-        "data": splits["data_label"],
-        "test_accuracy": test_accuracy,
-        "test_examples": int(len(splits["y_test"])),
-        "stages": per_stage,
+        "stages": figures["stages"],
         "history": figures["history"],
-        "train_seconds": train_seconds,
-        "seed": seed,
-        "artifacts": {k: os.path.relpath(v, output_dir) for k, v in paths.items()},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
     }
     if base is not None:
         metrics["baseline"] = {
@@ -404,6 +384,63 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=Fals
             "val_accuracy": base["val_accuracy"],
             "train_seconds": base["train_seconds"],
         }
+    return _write_run(model, figures, metrics, config, splits, seed, output_dir, overwrite)
+
+
+def run_baseline(config, output_dir, overwrite=False, seed=None, verbose=1):
+    """Trains a configuration's network end to end by SGD (no clustering) and exports it.
+
+    The same convolutions and readout as the grown network
+    (`baseline.end_to_end_model`), the same data, optimiser, batch size and
+    total epochs; written like `run` (model.keras, saved_model/1/,
+    metrics.json with `"model": "end_to_end"`, config.json).
+
+    Args:
+        config: a configuration dict.
+        output_dir: folder for the artifacts.
+        overwrite: replace this job's artifacts in a non-empty `output_dir`.
+        seed: int overriding the configuration's seed.
+        verbose: Keras verbosity for `fit`.
+
+    Returns:
+        The metrics dict written to `metrics.json`.
+
+    Example:
+
+    >>> metrics = run_baseline(load_config("hierarchical_digits"), "saved_models/digits_e2e")
+    """
+    config, seed, splits = _prepare(config, output_dir, overwrite, seed)
+    model, figures = end_to_end(config, splits, seed=seed, verbose=verbose)
+    metrics = {"model": "end_to_end", "val_accuracy": figures["val_accuracy"]}
+    return _write_run(model, figures, metrics, config, splits, seed, output_dir, overwrite)
+
+
+def _prepare(config, output_dir, overwrite, seed):
+    config = validate_config(config)
+    seed = int(config.get("seed", 0) if seed is None else seed)
+    config["seed"] = seed
+    check_output_dir(output_dir, overwrite)
+    return config, seed, load_splits(config["dataset"], seed=seed)
+
+
+def _write_run(model, figures, extra, config, splits, seed, output_dir, overwrite):
+    os.makedirs(output_dir, exist_ok=True)
+    if overwrite:
+        _remove_stale_artifacts(output_dir)
+    paths = save_artifacts(model, output_dir, overwrite=overwrite)
+    metrics = {
+        "name": config.get("name"),
+        "dataset": config["dataset"]["name"],
+        "data": splits["data_label"],
+        "test_accuracy": figures["test_accuracy"],
+        "test_examples": int(len(splits["y_test"])),
+        **extra,
+        "train_seconds": figures["train_seconds"],
+        "seed": seed,
+        "artifacts": {k: os.path.relpath(v, output_dir) for k, v in paths.items()},
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine(),
+    }
     for name, payload in (("metrics.json", metrics), ("config.json", config)):
         path = os.path.join(output_dir, name)
         if os.path.exists(path) and not overwrite:

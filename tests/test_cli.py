@@ -176,3 +176,20 @@ def test_samples_writes_a_png_and_refuses_to_overwrite(tmp_path, capsys):
     assert cli.main(["samples", "--config", "hierarchical_2level", "--output", str(out)]) == 2
     assert "overwrite" in capsys.readouterr().err
     assert out.read_bytes() == before
+
+
+def test_baseline_trains_the_same_network_end_to_end(tmp_path, tiny_config, capsys):
+    import keras
+
+    out = tmp_path / "e2e"
+    assert cli.main(["baseline", "--config", str(tiny_config), "--output", str(out), "--verbose", "0"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "end_to_end" and summary["test_accuracy"] == metrics["test_accuracy"]
+    assert len(metrics["val_accuracy"]) == 3  # one per epoch: the stages' epochs together
+    model = keras.saving.load_model(out / "model.keras")
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    assert [c.strides for c in convs] == [(3, 3)] * 3  # the grown network's convolutions, no assignments
+    assert (out / "saved_model" / "1" / "saved_model.pb").is_file()
+    assert cli.main(["baseline", "--config", str(tiny_config), "--output", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err

@@ -22,3 +22,15 @@ def commit():
 def now():
     """UTC time, ISO 8601, seconds."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_results(folder, stem, report, markdown_text):
+    """Writes `folder/stem.json` (the report) and `folder/stem.md` (its table), and prints the table."""
+    import json
+
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, stem + ".json"), "w") as f:
+        json.dump(report, f, indent=2, default=float)
+    with open(os.path.join(folder, stem + ".md"), "w") as f:
+        f.write(markdown_text)
+    print(markdown_text)

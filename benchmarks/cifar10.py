@@ -19,7 +19,6 @@ Usage:
 """
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -30,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from _common import HERE, RESULTS, commit, now  # noqa: E402
+from _common import HERE, RESULTS, commit, now, write_results  # noqa: E402
 from layerwise_keras import datasets  # noqa: E402
 from layerwise_keras.config import load_config  # noqa: E402
 from layerwise_keras.pipeline import _machine, end_to_end, grow, load_splits  # noqa: E402
@@ -184,12 +183,7 @@ def main(argv=None):
         total_seconds=time.perf_counter() - start,
     )
     stem = f"cifar10_{report['config']['name']}" + ("_quick" if args.quick else "")
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, stem + ".json"), "w") as f:
-        json.dump(report, f, indent=2, default=float)
-    with open(os.path.join(args.output, stem + ".md"), "w") as f:
-        f.write(markdown(report))
-    print(markdown(report))
+    write_results(args.output, stem, report, markdown(report))
     return 0
 
 

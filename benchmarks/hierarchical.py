@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from _common import commit, now  # noqa: E402
+from _common import commit, now, write_results  # noqa: E402
 from layerwise_keras.config import load_config  # noqa: E402
 from layerwise_keras.pipeline import _machine, end_to_end, grow, load_splits  # noqa: E402
 
@@ -131,12 +131,7 @@ def main(argv=None):
         "total_seconds": time.perf_counter() - start,
         "runs": runs,
     }
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, stem + ".json"), "w") as f:
-        json.dump(report, f, indent=2)
-    with open(os.path.join(args.output, stem + ".md"), "w") as f:
-        f.write(markdown(report))
-    print(markdown(report))
+    write_results(args.output, stem, report, markdown(report))
     return 0
 
 

@@ -67,7 +67,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 # benchmarks/ is sys.path[0] when this file runs as a script
-from _common import commit, now  # noqa: E402
+from _common import commit, now, write_results  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -547,12 +547,7 @@ def main(argv=None):
         "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "shapes": shapes,
     }
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, stem + ".json"), "w") as f:
-        json.dump(report, f, indent=2)
-    with open(os.path.join(args.output, stem + ".md"), "w") as f:
-        f.write(markdown(report))
-    print(markdown(report))
+    write_results(args.output, stem, report, markdown(report))
     return 0
 
 

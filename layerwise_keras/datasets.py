@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numbers
 import os
+import sys
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 from layerwise_keras.generative import (  # noqa: F401  (re-exports)
     DIGITS_LEVEL_NAMES,
@@ -21,9 +22,31 @@ from layerwise_keras.generative import (  # noqa: F401  (re-exports)
     hierarchical_digits,
 )
 
+
+def _tf():
+    """Imports TensorFlow for the `tf.data` builders (the array loaders and checks work without it)."""
+    try:
+        import tensorflow as tf
+    except ImportError as err:
+        raise ImportError(
+            "This function builds a tf.data pipeline and needs TensorFlow (pip install tensorflow); "
+            "with another Keras backend pass NumPy arrays to model.fit (see load_arrays)."
+        ) from err
+    return tf
+
+
+def _to_numpy_if_tensor(value):
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(value, tf.Tensor):
+        return value.numpy()
+    return value
+
+
 __all__ = [
     "DIGITS_LEVEL_NAMES",
+    "ArrayBatches",
     "HierarchicalModel",
+    "augment_batch",
     "check_images",
     "check_labels",
     "from_arrays",
@@ -69,9 +92,7 @@ def check_images(images, name="images"):
     >>> x.dtype, x.shape
     (dtype('float32'), (2, 9, 9, 1))
     """
-    if isinstance(images, tf.Tensor):
-        images = images.numpy()
-    images = np.asarray(images)
+    images = np.asarray(_to_numpy_if_tensor(images))
     if images.dtype == bool or not (
         np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)
     ):
@@ -121,9 +142,7 @@ def check_labels(labels, n, name="labels"):
     >>> check_labels([0, 2, 1], 3)
     array([0, 2, 1])
     """
-    if isinstance(labels, tf.Tensor):
-        labels = labels.numpy()
-    labels = np.asarray(labels)
+    labels = np.asarray(_to_numpy_if_tensor(labels))
     if labels.ndim != 1:
         raise ValueError(f"`{name}` must be 1-D [n] integer class ids, got shape {labels.shape}.")
     if len(labels) != n:
@@ -171,6 +190,7 @@ def from_arrays(images, labels=None, batch_size=128, shuffle=False, seed=0, drop
     batch_size = _positive_int(batch_size, "batch_size", owner)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"{owner}: `seed` must be an integer, got {seed!r}.")
+    tf = _tf()
     if labels is None:
         ds = tf.data.Dataset.from_tensor_slices(images)
     else:
@@ -314,6 +334,7 @@ def save_sample_grid(images, labels, path, per_label=10, scale=2, overwrite=Fals
         raise ValueError(f"{owner}: PNG needs 1, 3 or 4 channels, got {grid.shape[-1]}.")
     if scale > 1:
         grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    tf = _tf()
     data = tf.io.encode_png(tf.constant(grid)).numpy()
     parent = os.path.dirname(os.fspath(path))
     if parent:
@@ -411,6 +432,7 @@ def load(name, split="train", data_dir=None, batch_size=128, normalize="unit", a
         raise ValueError(f"load: normalize must be one of {NORMALIZATIONS}, got {normalize!r}.")
     x, y = load_arrays(name, split, data_dir)
     x = normalize_images(x, normalize, mean, std, name=name, data_dir=data_dir)
+    tf = _tf()
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if split == "train" if shuffle is None else shuffle:
         ds = ds.shuffle(len(x), seed=int(seed), reshuffle_each_iteration=True)
@@ -466,6 +488,7 @@ def normalize_images(x, normalize="unit", mean=None, std=None, name=None, data_d
 
 def _augmenter(image_shape, seed, pad=4):
     height, width, _ = image_shape
+    tf = _tf()
 
     def augment(image, label):
         image = tf.image.pad_to_bounding_box(image, pad, pad, height + 2 * pad, width + 2 * pad)
@@ -474,3 +497,86 @@ def _augmenter(image_shape, seed, pad=4):
         return image, label
 
     return augment
+
+
+def augment_batch(images, rng, pad=4):
+    """Random crop with zero padding and random horizontal flip of a NumPy batch.
+
+    The same augmentation as `load(..., augment=True)` (pad `pad` pixels,
+    crop back to the image size at a random offset, flip left-right with
+    probability 1/2), in NumPy so it runs with any Keras backend.
+
+    Args:
+        images: float array `[n, H, W, C]`.
+        rng: a `numpy.random.Generator`.
+        pad: int, the zero padding on each side before the crop.
+
+    Returns:
+        A new float32 array of the same shape.
+
+    Example:
+
+    >>> out = augment_batch(np.ones((2, 8, 8, 3)), np.random.default_rng(0))
+    >>> out.shape
+    (2, 8, 8, 3)
+    """
+    images = np.asarray(images, dtype=np.float32)
+    n, height, width, _ = images.shape
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    dy = rng.integers(0, 2 * pad + 1, n)
+    dx = rng.integers(0, 2 * pad + 1, n)
+    rows = dy[:, None] + np.arange(height)[None, :]
+    cols = dx[:, None] + np.arange(width)[None, :]
+    flip = rng.random(n) < 0.5
+    cols = np.where(flip[:, None], cols[:, ::-1], cols)
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """Shuffled, optionally augmented batches of NumPy arrays, for `model.fit` on any backend.
+
+    The TensorFlow backend can use `from_arrays` (`tf.data`); JAX and
+    PyTorch runs, and runs with `augment=True`, use this: a
+    `keras.utils.PyDataset` that reshuffles (seeded) at every epoch end and
+    augments each batch with `augment_batch`.
+
+    Args:
+        images: float array `[n, H, W, C]` (checked like `check_images`).
+        labels: int array `[n]`.
+        batch_size: int.
+        shuffle: reshuffle the order every epoch.
+        augment: apply `augment_batch` to every batch.
+        seed: int seeding the order and the augmentation.
+
+    Returns:
+        A `keras.utils.PyDataset` of `(images, labels)` batches.
+
+    Example:
+
+    >>> data = ArrayBatches(np.zeros((10, 8, 8, 3)), np.zeros(10, int), batch_size=4, augment=True)
+    >>> len(data)
+    3
+    """
+
+    def __init__(self, images, labels, batch_size=128, shuffle=True, augment=False, seed=0):
+        super().__init__()
+        self.images = check_images(images)
+        self.labels = check_labels(labels, len(self.images))
+        self.batch_size = _positive_int(batch_size, "batch_size", "ArrayBatches")
+        self.shuffle, self.augment = bool(shuffle), bool(augment)
+        self._rng = np.random.default_rng(seed)
+        self._order = self._rng.permutation(len(self.images)) if self.shuffle else np.arange(len(self.images))
+
+    def __len__(self):
+        return -(-len(self.images) // self.batch_size)
+
+    def __getitem__(self, index):
+        keep = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        images = self.images[keep]
+        if self.augment:
+            images = augment_batch(images, self._rng)
+        return images, self.labels[keep]
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._order = self._rng.permutation(len(self.images))

@@ -396,3 +396,49 @@ def test_save_sample_grid_png(tmp_path):
     assert path.read_bytes() == before
     datasets.save_sample_grid(images, labels, path, per_label=2, overwrite=True)
     assert path.read_bytes() != before
+
+
+def test_augment_batch_is_a_padded_crop_and_flip():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(64, 8, 8, 2)).astype(np.float32)
+    out = datasets.augment_batch(images, np.random.default_rng(1), pad=2)
+    assert out.shape == images.shape and out.dtype == np.float32
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    flips = 0
+    for i in range(len(images)):  # every output is some window of the padded image, maybe mirrored
+        windows = [padded[i, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
+        plain = any(np.array_equal(out[i], w) for w in windows)
+        mirrored = any(np.array_equal(out[i], w[:, ::-1]) for w in windows)
+        assert plain or mirrored
+        flips += mirrored and not plain
+    assert 10 < flips < 54  # about half flipped
+    again = datasets.augment_batch(images, np.random.default_rng(1), pad=2)
+    np.testing.assert_array_equal(out, again)  # seeded
+
+
+def test_array_batches_cover_every_example_each_epoch():
+    x = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1) * np.ones((1, 2, 2, 1), np.float32)
+    y = np.arange(10)
+    data = datasets.ArrayBatches(x, y, batch_size=4, shuffle=True, seed=0)
+    assert len(data) == 3
+    orders = []
+    for _ in range(2):
+        seen = np.concatenate([data[i][1] for i in range(len(data))])
+        assert sorted(seen.tolist()) == list(range(10))
+        for i in range(len(data)):  # images stay paired with their labels
+            xb, yb = data[i]
+            np.testing.assert_array_equal(xb[:, 0, 0, 0], yb)
+        orders.append(seen)
+        data.on_epoch_end()
+    assert not np.array_equal(orders[0], orders[1])  # reshuffled
+    fixed = datasets.ArrayBatches(x, y, batch_size=4, shuffle=False)
+    np.testing.assert_array_equal(np.concatenate([fixed[i][1] for i in range(3)]), y)
+
+
+def test_array_batches_reject_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        datasets.ArrayBatches(np.full((4, 2, 2, 1), np.nan), np.zeros(4, int))
+    with pytest.raises(ValueError, match="must match"):
+        datasets.ArrayBatches(np.zeros((4, 2, 2, 1)), np.zeros(3, int))
+    with pytest.raises(ValueError, match="batch_size"):
+        datasets.ArrayBatches(np.zeros((4, 2, 2, 1)), np.zeros(4, int), batch_size=0)

@@ -108,7 +108,7 @@ def load_splits(dataset_config, seed=0):
 
 
 REAL_DATASETS = ("cifar10", "mnist", "fashion_mnist")
-REAL_OPTIONS = ("data_dir", "normalize", "test_split")
+REAL_OPTIONS = ("data_dir", "normalize", "test_split", "augment")
 
 
 def _real_splits(dataset_config, seed):
@@ -191,17 +191,28 @@ def check_output_dir(output_dir, overwrite=False):
 
 
 def _machine():
-    import tensorflow as tf
+    backend = keras.backend.backend()
+    try:
+        import tensorflow as tf
+    except ImportError:  # a JAX/PyTorch-only install
+        tf = None
+    if backend == "jax":
+        import jax
 
+        gpus = [str(d.device_kind) for d in jax.devices() if d.platform == "gpu"]
+    elif tf is not None:
+        gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    else:
+        gpus = []
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
+        "tensorflow": tf.__version__ if tf is not None else None,
         "keras": keras.__version__,
-        "backend": keras.backend.backend(),
-        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "backend": backend,
+        "gpus": gpus,
     }
 
 
@@ -214,10 +225,23 @@ def _compile(model, config):
     return model
 
 
-def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose):
+def _train_data(config, splits, seed):
+    """Training and validation batches: `tf.data` on TensorFlow, NumPy `ArrayBatches` otherwise or to augment."""
     batch_size = config["batch_size"]
-    train = datasets.from_arrays(splits["x_train"], splits["y_train"], batch_size=batch_size, shuffle=True, seed=seed)
-    val = datasets.from_arrays(splits["x_val"], splits["y_val"], batch_size=batch_size)
+    augment = bool(config["dataset"].get("options", {}).get("augment", False))
+    if keras.backend.backend() == "tensorflow" and not augment:
+        train = datasets.from_arrays(
+            splits["x_train"], splits["y_train"], batch_size=batch_size, shuffle=True, seed=seed
+        )
+        return train, datasets.from_arrays(splits["x_val"], splits["y_val"], batch_size=batch_size)
+    train = datasets.ArrayBatches(
+        splits["x_train"], splits["y_train"], batch_size=batch_size, shuffle=True, augment=augment, seed=seed
+    )
+    return train, (splits["x_val"], splits["y_val"])
+
+
+def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose):
+    train, val = _train_data(config, splits, seed)
     start = time.perf_counter()
     history = model.fit(
         train, epochs=epochs, validation_data=val, callbacks=callbacks, verbose=verbose,
@@ -268,11 +292,17 @@ def grow(config, splits, seed=0, verbose=1, callbacks=()):
     if config.get("cache"):
         if callbacks:
             raise ValueError("grow: extra callbacks are not supported with \"cache\": true.")
+        if config["dataset"].get("options", {}).get("augment"):
+            raise ValueError(
+                "grow: \"cache\": true cannot be combined with dataset option \"augment\": augmented images "
+                "change every epoch, so their cluster maps cannot be cached; drop one of the two."
+            )
         return _grow_cached(config, splits, stages, seed, verbose)
     trainer = LayerwiseTrainer(
         stages, splits["num_classes"], kmeans_data=splits["x_train"], seed=seed, verbose=verbose
     )
     model = _compile(input_model(splits["x_train"].shape[1:], name=config.get("name") or "layerwise"), config)
+    trainer.begin(model)  # the JAX/PyTorch trainers need stage 1 before fit
     history, train_seconds, test_accuracy = _fit_and_test(
         model, config, splits, seed, [trainer, *callbacks], trainer.total_epochs, verbose
     )

@@ -358,6 +358,33 @@ class LayerwiseTrainer(keras.callbacks.Callback):
                 "Start from layerwise_keras.input_model(input_shape)."
             )
 
+    def begin(self, model):
+        """Adds stage 1 (convolution + readout) to an empty compiled model and re-compiles it.
+
+        `fit` does this itself on the TensorFlow backend. The JAX and PyTorch
+        trainers build the model from a data batch before any callback runs,
+        which fails on a model holding only its `keras.Input`: on those
+        backends call `trainer.begin(model)` after `compile` and before
+        `fit`. Calling it when stage 1 is already there does nothing.
+
+        Args:
+            model: the compiled `keras.Sequential` from `input_model`.
+
+        Returns:
+            `model`.
+
+        Example:
+
+        >>> model.compile(...)
+        >>> trainer.begin(model)
+        >>> model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer])
+        """
+        if self.grown_stages(model) == 0:
+            self._check_model(model)
+            self._add_stage(model, 0)
+            self._recompile(model)
+        return model
+
     def on_train_begin(self, logs=None):
         model = self.model
         epochs = self.params.get("epochs")
@@ -367,9 +394,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
                 f"{self.total_epochs} (the sum of the stages' epochs)."
             )
         if self.grown_stages(model) == 0:
-            self._check_model(model)
-            self._add_stage(model, 0)
-            self._recompile(model)
+            self.begin(model)
         elif self.grown_stages(model) != 1 or self.stage_results:
             raise ValueError(
                 "LayerwiseTrainer: this model has already been grown; build a new one with "

@@ -160,6 +160,20 @@ def test_a_grown_model_cannot_be_grown_again(small_problem):
 # -- growth mechanics ---------------------------------------------------------
 
 
+def test_begin_adds_stage_one_once_and_fit_continues_from_it(small_problem):
+    x, y, _ = small_problem
+    stages = [lk.Stage(8, clusters=6), lk.Stage(8)]
+    trainer = lk.LayerwiseTrainer(stages, 4, kmeans_data=x, seed=0, verbose=0)
+    model = _compile(lk.input_model(x.shape[1:]))
+    assert trainer.begin(model) is model
+    names = [layer.name for layer in model.layers]
+    assert names == ["stage1_conv", "stage1_readout_flatten", "stage1_readout"]
+    trainer.begin(model)  # a second call changes nothing
+    assert [layer.name for layer in model.layers] == names
+    model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer], verbose=0)
+    assert trainer.grown_stages(model) == 2 and len(trainer.stage_results) == 2
+
+
 def test_growth_structure_logs_and_tensorboard(small_problem, tmp_path):
     x, y, latents = small_problem
     stages = [lk.Stage(8, clusters=6, epochs=2), lk.Stage(12, epochs=1)]

@@ -9,7 +9,12 @@ RESULTS = os.path.join(HERE, "results")
 
 
 def commit():
-    """The short commit hash, with `-dirty` when tracked files have uncommitted changes."""
+    """The short commit hash, with `-dirty` when tracked files have uncommitted changes.
+
+    `BENCH_COMMIT` overrides it (a copy of the tree without `.git`, as on the GPU machine).
+    """
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,

@@ -70,6 +70,39 @@ def to_portable_model(model):
     return keras.Model(inputs, x, name=f"{model.name}_portable")
 
 
+def load_keras_file(path):
+    """Loads a `.keras` file, turning a truncated or corrupt file into a clear error.
+
+    Args:
+        path: the `.keras` file.
+
+    Returns:
+        The loaded Keras model.
+
+    Raises:
+        FileNotFoundError: if `path` does not exist.
+        ValueError: if the file is not a readable Keras archive (truncated,
+            corrupt, or not a `.keras` file); the message names the path.
+
+    Example:
+
+    >>> model = load_keras_file("saved_models/digits/model.keras")
+    """
+    import zipfile
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a readable .keras archive (truncated or corrupt file?); "
+            "re-create it, e.g. with `layerwise-keras train --overwrite`."
+        )
+    try:
+        return keras.saving.load_model(path)
+    except (zipfile.BadZipFile, EOFError, KeyError, OSError, ValueError) as err:
+        raise ValueError(f"{path} could not be loaded as a Keras model (truncated or corrupt file?): {err}") from err
+
+
 def _check_target(path, overwrite):
     if os.path.exists(path):
         if not overwrite:
@@ -653,7 +686,7 @@ def export_run(run_dir, fmt, int8=False, version=None, overwrite=False, calibrat
         from layerwise_keras.pipeline import load_splits
 
         splits = load_splits(config["dataset"], seed=config.get("seed", 0))
-    model = keras.saving.load_model(keras_path)
+    model = load_keras_file(keras_path)
     if fmt == "tf_saved_model":
         export_saved_model(model, path, overwrite=overwrite)
         predict = predict_saved_model

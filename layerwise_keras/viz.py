@@ -496,7 +496,9 @@ def write_report(run_dir, output=None, overwrite=False, atlas_images=1000, per_c
             f"{', '.join(existing)} already exist(s); refusing to overwrite (pass --overwrite to replace them)."
         )
     _matplotlib()  # fail before the slow part when matplotlib is missing
-    model = keras.saving.load_model(model_path)
+    from layerwise_keras.export import load_keras_file
+
+    model = load_keras_file(model_path)
     splits = load_splits(config["dataset"], seed=config.get("seed", 0))
     x_test, y_test = splits["x_test"], splits["y_test"]
     logits = model.predict(x_test, batch_size=256, verbose=0)

@@ -27,6 +27,7 @@ What caching does not cover:
   a cache: it trains on the images.)
 """
 
+import copy
 import time
 
 import keras
@@ -125,7 +126,7 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
         readout = stage_readout(stage, n, num_classes, seed)
         in_shape = inputs.shape[1:] if depth is None else inputs.shape[1:] + (depth,)
         net = keras.Sequential([keras.Input(in_shape), conv, *readout], name=f"stage{n}_net")
-        net.compile(optimizer=keras.optimizers.get(optimizer),
+        net.compile(optimizer=keras.optimizers.get(copy.deepcopy(optimizer)),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         val = None if val_inputs is None else _dataset(val_inputs, y_val, depth, batch_size)
         logs = {}

@@ -19,6 +19,7 @@ into `output_dir`:
 It refuses a non-empty `output_dir` unless `overwrite=True`.
 """
 
+import copy
 import datetime
 import json
 import os
@@ -36,6 +37,7 @@ from layerwise_keras.baseline import end_to_end_model
 from layerwise_keras.trainer import LayerwiseTrainer, Stage, assignments, input_model
 
 ARTIFACTS = ("model.keras", "saved_model", "metrics.json", "config.json")
+CHECKPOINT = "checkpoint"  # growth checkpoints, deleted once the artifacts are written
 # Files made later from a run's model (`layerwise-keras export` / `report`): stale once it is replaced.
 DERIVED_ARTIFACTS = ("model.tflite", "model_int8.tflite", "model.onnx", "report")
 
@@ -44,7 +46,7 @@ def _remove_stale_artifacts(output_dir):
     """With overwrite, removes what the replaced model left: its artifacts and the files derived from it."""
     import shutil
 
-    for name in ARTIFACTS + DERIVED_ARTIFACTS:
+    for name in ARTIFACTS + DERIVED_ARTIFACTS + (CHECKPOINT,):
         path = os.path.join(output_dir, name)
         if os.path.isdir(path):
             shutil.rmtree(path)
@@ -163,12 +165,14 @@ def _real_splits(dataset_config, seed):
     }
 
 
-def check_output_dir(output_dir, overwrite=False):
+def check_output_dir(output_dir, overwrite=False, resume=False):
     """Refuses an existing non-empty folder unless `overwrite` (before any training).
 
     Args:
         output_dir: the folder artifacts go to.
         overwrite: allow replacing this job's artifacts in it.
+        resume: the folder must hold an interrupted run's checkpoint, which
+            the run continues.
 
     Returns:
         None.
@@ -177,9 +181,25 @@ def check_output_dir(output_dir, overwrite=False):
 
     >>> check_output_dir("saved_models/new_run")
     """
-    if os.path.exists(output_dir):
+    from layerwise_keras.checkpoint import has_checkpoint
+
+    checkpoint = os.path.join(output_dir, CHECKPOINT)
+    if resume:
+        if overwrite:
+            raise ValueError("--resume and --overwrite contradict each other: resume keeps the run, overwrite restarts it.")
+        if not has_checkpoint(checkpoint):
+            raise FileNotFoundError(
+                f"nothing to resume: {checkpoint} holds no checkpoint (a run writes one at every epoch end; "
+                "it is deleted when the run completes)."
+            )
+    elif os.path.exists(output_dir):
         if not os.path.isdir(output_dir):
             raise FileExistsError(f"{output_dir} exists and is not a folder.")
+        if has_checkpoint(checkpoint) and not overwrite:
+            raise FileExistsError(
+                f"{output_dir} holds an interrupted run's checkpoint; pass --resume (resume=True) to continue it, "
+                "or --overwrite to start over."
+            )
         if os.listdir(output_dir) and not overwrite:
             raise FileExistsError(
                 f"Output folder {output_dir} is not empty; refusing to overwrite it "
@@ -218,33 +238,41 @@ def _machine():
 
 def _compile(model, config):
     model.compile(
-        optimizer=keras.optimizers.get(config["optimizer"]),
+        # a copy: keras.optimizers.get rewrites the dict it is given (lower-cases class_name)
+        optimizer=keras.optimizers.get(copy.deepcopy(config["optimizer"])),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     return model
 
 
-def _train_data(config, splits, seed):
-    """Training and validation batches: `tf.data` on TensorFlow, NumPy `ArrayBatches` otherwise or to augment."""
+def _train_data(config, splits, seed, epoch=0, arrays=False):
+    """Training and validation batches.
+
+    `tf.data` on TensorFlow; NumPy `ArrayBatches` on other backends, to
+    augment, and with `arrays=True` (checkpointed runs: its batches depend on
+    the epoch only, so a resumed run sees the same ones).
+    """
     batch_size = config["batch_size"]
     augment = bool(config["dataset"].get("options", {}).get("augment", False))
-    if keras.backend.backend() == "tensorflow" and not augment:
+    if keras.backend.backend() == "tensorflow" and not augment and not arrays:
         train = datasets.from_arrays(
             splits["x_train"], splits["y_train"], batch_size=batch_size, shuffle=True, seed=seed
         )
         return train, datasets.from_arrays(splits["x_val"], splits["y_val"], batch_size=batch_size)
     train = datasets.ArrayBatches(
-        splits["x_train"], splits["y_train"], batch_size=batch_size, shuffle=True, augment=augment, seed=seed
+        splits["x_train"], splits["y_train"], batch_size=batch_size, shuffle=True, augment=augment, seed=seed,
+        epoch=epoch,
     )
     return train, (splits["x_val"], splits["y_val"])
 
 
-def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose):
-    train, val = _train_data(config, splits, seed)
+def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose, initial_epoch=0, arrays=False):
+    train, val = _train_data(config, splits, seed, epoch=initial_epoch, arrays=arrays)
     start = time.perf_counter()
     history = model.fit(
         train, epochs=epochs, validation_data=val, callbacks=callbacks, verbose=verbose,
+        initial_epoch=initial_epoch,
         shuffle=False,  # `train` reshuffles itself every epoch
     )
     train_seconds = time.perf_counter() - start
@@ -264,8 +292,8 @@ def _epoch_history(history):
     }
 
 
-def grow(config, splits, seed=0, verbose=1, callbacks=()):
-    """Grows and evaluates a model in memory (no files written).
+def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, resume=False):
+    """Grows and evaluates a model in memory (files only with `checkpoint_dir`).
 
     Args:
         config: a validated configuration dict.
@@ -274,6 +302,11 @@ def grow(config, splits, seed=0, verbose=1, callbacks=()):
         verbose: Keras verbosity for `fit`.
         callbacks: extra Keras callbacks, run after the `LayerwiseTrainer`
             (not supported with `"cache": true`).
+        checkpoint_dir: folder for a `checkpoint.GrowthCheckpoint` at every
+            epoch end (training batches then come from `ArrayBatches`, whose
+            order depends on the epoch only); not with `"cache": true`.
+        resume: continue from the latest checkpoint in `checkpoint_dir`
+            (which must exist and hold this same `config`).
 
     Returns:
         `(model, figures)`: the grown `keras.Sequential`, and a dict with
@@ -289,7 +322,14 @@ def grow(config, splits, seed=0, verbose=1, callbacks=()):
     """
     keras.utils.set_random_seed(seed)
     stages = [Stage.from_config(s) for s in config["stages"]]
+    if resume and checkpoint_dir is None:
+        raise ValueError("grow: resume=True needs the checkpoint_dir to resume from.")
     if config.get("cache"):
+        if checkpoint_dir is not None:
+            raise ValueError(
+                "grow: checkpoints (and --resume) are not supported with \"cache\": true; the cached path grows "
+                "stage by stage outside one fit. Drop \"cache\" to get a resumable run."
+            )
         if callbacks:
             raise ValueError("grow: extra callbacks are not supported with \"cache\": true.")
         if config["dataset"].get("options", {}).get("augment"):
@@ -301,13 +341,40 @@ def grow(config, splits, seed=0, verbose=1, callbacks=()):
     trainer = LayerwiseTrainer(
         stages, splits["num_classes"], kmeans_data=splits["x_train"], seed=seed, verbose=verbose
     )
-    model = _compile(input_model(splits["x_train"].shape[1:], name=config.get("name") or "layerwise"), config)
-    trainer.begin(model)  # the JAX/PyTorch trainers need stage 1 before fit
+    initial_epoch, past = 0, ()
+    if resume:
+        from layerwise_keras.checkpoint import read_checkpoint
+
+        model, state = read_checkpoint(checkpoint_dir)
+        if state["config"] != json.loads(json.dumps(config)):
+            raise ValueError(
+                f"the checkpoint in {checkpoint_dir} belongs to a run with a different configuration; resume with "
+                "the same config (and seed) or start over with --overwrite."
+            )
+        trainer.restore(state["stage_results"], state["epochs_done"])
+        initial_epoch, past = state["epochs_done"], state["history"]
+    else:
+        model = _compile(input_model(splits["x_train"].shape[1:], name=config.get("name") or "layerwise"), config)
+        trainer.begin(model)  # the JAX/PyTorch trainers need stage 1 before fit
+    extra = list(callbacks)
+    if checkpoint_dir is not None:
+        from layerwise_keras.checkpoint import GrowthCheckpoint
+
+        extra.append(GrowthCheckpoint(checkpoint_dir, trainer, config, history=past))
     history, train_seconds, test_accuracy = _fit_and_test(
-        model, config, splits, seed, [trainer, *callbacks], trainer.total_epochs, verbose
+        model, config, splits, seed, [trainer, *extra], trainer.total_epochs, verbose,
+        initial_epoch=initial_epoch, arrays=checkpoint_dir is not None,
     )
-    return model, _figures(model, splits, trainer.stage_results, test_accuracy, train_seconds,
-                           _epoch_history(history))
+    if checkpoint_dir is not None:
+        per_epoch = extra[-1].history
+        epoch_history = {k: [int(h[k]) if k == "stage" else float(h[k]) for h in per_epoch]
+                         for k in HISTORY_KEYS if all(k in h for h in per_epoch) and per_epoch}
+    else:
+        epoch_history = _epoch_history(history)
+    figures = _figures(model, splits, trainer.stage_results, test_accuracy, train_seconds, epoch_history)
+    if resume:
+        figures["resumed_from_epoch"] = initial_epoch
+    return model, figures
 
 
 def _grow_cached(config, splits, stages, seed, verbose):
@@ -375,7 +442,7 @@ def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
     }
 
 
-def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=False):
+def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=False, resume=False):
     """Grows, evaluates and exports a model as a configuration describes.
 
     `metrics.json` also holds `history`, the per-epoch `loss`, `accuracy`,
@@ -391,22 +458,39 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=Fals
         seed: int overriding the configuration's seed.
         verbose: Keras verbosity for `fit` (1 shows progress bars).
         baseline: also train the end-to-end SGD baseline and record it.
+        resume: continue an interrupted run of the same config from the
+            checkpoint in `output_dir/checkpoint/` (see below).
+
+    Growth is checkpointed at every epoch end into `output_dir/checkpoint/`
+    (`layerwise_keras.checkpoint`), except with `"cache": true`. If the
+    process dies, `run(..., resume=True)` (`train --resume`) continues from
+    the last completed epoch; the grown model then equals that of an
+    uninterrupted run with the same seed. Without `resume`, a folder holding a
+    checkpoint is refused (unless `overwrite`, which deletes it). The
+    checkpoint is deleted once the artifacts are written. With `baseline`, the
+    baseline is not checkpointed: a resumed run trains it from the start.
 
     Returns:
-        The metrics dict written to `metrics.json`.
+        The metrics dict written to `metrics.json` (`resumed_from_epoch` when
+        resumed; `train_seconds` then counts this process's training only).
 
     Example:
 
     >>> metrics = run(load_config("hierarchical_digits"), "saved_models/digits")
     >>> metrics["test_accuracy"]
     """
-    config, seed, splits = _prepare(config, output_dir, overwrite, seed)
-    model, figures = grow(config, splits, seed=seed, verbose=verbose)
+    config, seed, splits = _prepare(config, output_dir, overwrite, seed, resume)
+    checkpoint_dir = None if config.get("cache") else os.path.join(output_dir, CHECKPOINT)
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume: runs with \"cache\": true are not checkpointed, so they cannot be resumed.")
+    model, figures = grow(config, splits, seed=seed, verbose=verbose, checkpoint_dir=checkpoint_dir, resume=resume)
     base = end_to_end(config, splits, seed=seed, verbose=verbose)[1] if baseline else None
     metrics = {
         "stages": figures["stages"],
         "history": figures["history"],
     }
+    if "resumed_from_epoch" in figures:
+        metrics["resumed_from_epoch"] = figures["resumed_from_epoch"]
     if base is not None:
         metrics["baseline"] = {
             "model": "end_to_end: the same convolutions and readout without clustering, trained by SGD",
@@ -414,7 +498,12 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=Fals
             "val_accuracy": base["val_accuracy"],
             "train_seconds": base["train_seconds"],
         }
-    return _write_run(model, figures, metrics, config, splits, seed, output_dir, overwrite)
+    metrics = _write_run(model, figures, metrics, config, splits, seed, output_dir, overwrite or resume)
+    if checkpoint_dir is not None:
+        import shutil
+
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return metrics
 
 
 def run_baseline(config, output_dir, overwrite=False, seed=None, verbose=1):
@@ -445,11 +534,15 @@ def run_baseline(config, output_dir, overwrite=False, seed=None, verbose=1):
     return _write_run(model, figures, metrics, config, splits, seed, output_dir, overwrite)
 
 
-def _prepare(config, output_dir, overwrite, seed):
+def _prepare(config, output_dir, overwrite, seed, resume=False):
     config = validate_config(config)
     seed = int(config.get("seed", 0) if seed is None else seed)
     config["seed"] = seed
-    check_output_dir(output_dir, overwrite)
+    check_output_dir(output_dir, overwrite, resume)
+    if overwrite and not resume:  # the replaced run's artifacts stay until the new ones are written
+        import shutil
+
+        shutil.rmtree(os.path.join(output_dir, CHECKPOINT), ignore_errors=True)
     return config, seed, load_splits(config["dataset"], seed=seed)
 
 

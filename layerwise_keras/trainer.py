@@ -309,6 +309,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         self.stage_results = []
         self._last_epoch_of_stage = np.cumsum([s.epochs for s in stages]) - 1
         self._stage_start = None
+        self._resumed_at = None
 
     @property
     def total_epochs(self):
@@ -385,6 +386,39 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             self._recompile(model)
         return model
 
+    def restore(self, stage_results, epochs_done):
+        """Continues an interrupted growth: the stages done and the epochs run so far.
+
+        Use it with the model saved at the end of epoch `epochs_done` (it
+        already holds the stages grown by then) and `fit(...,
+        initial_epoch=epochs_done)`; `layerwise_keras.pipeline.run(...,
+        resume=True)` does all of this from a run's checkpoint.
+
+        Args:
+            stage_results: the `stage_results` list at the time of the save.
+            epochs_done: int, the number of epochs completed.
+
+        Returns:
+            `self`.
+
+        Example:
+
+        >>> trainer.restore(state["stage_results"], state["epochs_done"])
+        >>> model.fit(..., epochs=trainer.total_epochs, initial_epoch=state["epochs_done"], callbacks=[trainer])
+        """
+        epochs_done = int(epochs_done)
+        if not 0 <= epochs_done <= self.total_epochs:
+            raise ValueError(f"LayerwiseTrainer.restore: epochs_done must be in 0..{self.total_epochs}, got {epochs_done}.")
+        finished = int(np.searchsorted(self._last_epoch_of_stage, epochs_done - 1, side="right")) if epochs_done else 0
+        if len(stage_results) != finished:
+            raise ValueError(
+                f"LayerwiseTrainer.restore: after {epochs_done} epochs {finished} stage(s) are done, "
+                f"but {len(stage_results)} stage result(s) were given."
+            )
+        self.stage_results = [dict(r) for r in stage_results]
+        self._resumed_at = epochs_done
+        return self
+
     def on_train_begin(self, logs=None):
         model = self.model
         epochs = self.params.get("epochs")
@@ -393,6 +427,14 @@ class LayerwiseTrainer(keras.callbacks.Callback):
                 f"LayerwiseTrainer: fit(epochs={epochs}) must equal trainer.total_epochs="
                 f"{self.total_epochs} (the sum of the stages' epochs)."
             )
+        if self._resumed_at is not None:
+            expected = min(len(self.stage_results) + 1, len(self.stages))
+            if self.grown_stages(model) != expected:
+                raise ValueError(
+                    f"LayerwiseTrainer: resuming after {self._resumed_at} epochs needs a model with {expected} "
+                    f"stage(s); this one has {self.grown_stages(model)}."
+                )
+            return
         if self.grown_stages(model) == 0:
             self.begin(model)
         elif self.grown_stages(model) != 1 or self.stage_results:

@@ -442,3 +442,17 @@ def test_array_batches_reject_bad_input():
         datasets.ArrayBatches(np.zeros((4, 2, 2, 1)), np.zeros(3, int))
     with pytest.raises(ValueError, match="batch_size"):
         datasets.ArrayBatches(np.zeros((4, 2, 2, 1)), np.zeros(4, int), batch_size=0)
+
+
+def test_array_batches_are_a_function_of_seed_and_epoch():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 6, 6, 1)).astype(np.float32), np.arange(20)
+    run = datasets.ArrayBatches(x, y, batch_size=8, augment=True, seed=3)
+    run.on_epoch_end()
+    run.on_epoch_end()
+    resumed = datasets.ArrayBatches(x, y, batch_size=8, augment=True, seed=3, epoch=2)
+    for i in (2, 0, 1):  # any order of access
+        np.testing.assert_array_equal(run[i][0], resumed[i][0])
+        np.testing.assert_array_equal(run[i][1], resumed[i][1])
+    with pytest.raises(ValueError, match="epoch"):
+        datasets.ArrayBatches(x, y, epoch=-1)

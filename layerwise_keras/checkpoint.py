@@ -1,0 +1,164 @@
+"""Checkpoints of a growth, so that a killed run resumes where it stopped.
+
+`GrowthCheckpoint` is a Keras callback that runs after the `LayerwiseTrainer`
+at every epoch end and saves, into `folder/epoch_NNNN/`:
+
+* `model.keras`: the growing `Sequential` as it is then (frozen stages,
+  cluster assignments, the stage in training, its optimizer state; at a stage
+  end, the next stage already added with a fresh optimizer);
+* `state.json`: epochs done, the trainer's `stage_results`, the per-epoch
+  history so far and the run's configuration.
+
+A checkpoint is written whole into `epoch_NNNN.partial/`, renamed to
+`epoch_NNNN/`, and only then named in `folder/LATEST` (replaced atomically);
+older checkpoints are deleted after that. A kill at any moment therefore
+leaves `LATEST` naming a complete checkpoint (or no `LATEST` at all, before
+the first epoch ends). `read_checkpoint` loads the latest one and turns
+missing, truncated or inconsistent files into a `ValueError` that names the
+file.
+
+Example:
+
+>>> ckpt = GrowthCheckpoint("runs/x/checkpoint", trainer, config)
+>>> model.fit(..., callbacks=[trainer, ckpt])
+>>> model, state = read_checkpoint("runs/x/checkpoint")
+"""
+
+import json
+import os
+import shutil
+
+import keras
+
+LATEST = "LATEST"
+MODEL_FILE = "model.keras"
+STATE_FILE = "state.json"
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item"):  # NumPy / backend scalars
+        return value.item()
+    return value
+
+
+class GrowthCheckpoint(keras.callbacks.Callback):
+    """Saves the growing model and the trainer's progress at every epoch end.
+
+    Put it after the `LayerwiseTrainer` in `callbacks` (the trainer grows the
+    model at a stage end; the checkpoint must see the grown model).
+
+    Args:
+        folder: the checkpoint folder (created if missing).
+        trainer: the `LayerwiseTrainer` of this growth.
+        config: a JSON-able dict stored with each checkpoint (the run's
+            configuration; `resume` compares it with the one given).
+        history: per-epoch logs of the epochs before this `fit` (a resumed
+            run passes the checkpoint's), so `self.history` covers them all.
+
+    Returns:
+        A callback; `self.history` is the list of per-epoch logs.
+
+    Example:
+
+    >>> model.fit(..., callbacks=[trainer, GrowthCheckpoint("ckpt", trainer, config)])
+    """
+
+    def __init__(self, folder, trainer, config, history=()):
+        super().__init__()
+        self.folder = os.fspath(folder)
+        self.trainer = trainer
+        self.config = config
+        self.history = [dict(h) for h in history]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history.append({k: _json_safe(v) for k, v in (logs or {}).items()})
+        name = f"epoch_{epoch + 1:04d}"
+        os.makedirs(self.folder, exist_ok=True)
+        partial = os.path.join(self.folder, name + ".partial")
+        final = os.path.join(self.folder, name)
+        for leftover in (partial, final):  # from a run killed while writing this epoch
+            if os.path.isdir(leftover):
+                shutil.rmtree(leftover)
+        os.makedirs(partial)
+        self.model.save(os.path.join(partial, MODEL_FILE))
+        state = {
+            "epochs_done": epoch + 1,
+            "stage_results": _json_safe(self.trainer.stage_results),
+            "history": self.history,
+            "config": self.config,
+        }
+        with open(os.path.join(partial, STATE_FILE), "w") as f:
+            json.dump(state, f)
+        os.rename(partial, final)
+        latest_tmp = os.path.join(self.folder, LATEST + ".tmp")
+        with open(latest_tmp, "w") as f:
+            f.write(name + "\n")
+        os.replace(latest_tmp, os.path.join(self.folder, LATEST))
+        for entry in os.listdir(self.folder):
+            if entry.startswith("epoch_") and entry != name:
+                shutil.rmtree(os.path.join(self.folder, entry), ignore_errors=True)
+
+
+def has_checkpoint(folder):
+    """Whether `folder` holds a checkpoint (`LATEST` exists).
+
+    Args:
+        folder: a checkpoint folder.
+
+    Returns:
+        bool.
+
+    Example:
+
+    >>> has_checkpoint("saved_models/digits/checkpoint")
+    False
+    """
+    return os.path.isfile(os.path.join(os.fspath(folder), LATEST))
+
+
+def read_checkpoint(folder):
+    """Loads the latest checkpoint of a growth.
+
+    Args:
+        folder: the checkpoint folder `GrowthCheckpoint` wrote.
+
+    Returns:
+        `(model, state)`: the saved `Sequential` (compiled, with its
+        optimizer state) and the `state.json` dict (`epochs_done`,
+        `stage_results`, `history`, `config`).
+
+    Raises:
+        FileNotFoundError: if there is no checkpoint in `folder`.
+        ValueError: if the checkpoint's files are missing, truncated or
+            inconsistent (the message names the file).
+
+    Example:
+
+    >>> model, state = read_checkpoint("saved_models/digits/checkpoint")
+    """
+    from layerwise_keras.export import load_keras_file
+
+    folder = os.fspath(folder)
+    latest = os.path.join(folder, LATEST)
+    if not os.path.isfile(latest):
+        raise FileNotFoundError(f"no checkpoint to resume from: {latest} does not exist.")
+    with open(latest) as f:
+        name = f.read().strip()
+    path = os.path.join(folder, name)
+    if not name.startswith("epoch_") or not os.path.isdir(path):
+        raise ValueError(f"{latest} names {name!r}, which is not a checkpoint folder in {folder}.")
+    state_path = os.path.join(path, STATE_FILE)
+    try:
+        with open(state_path) as f:
+            state = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"checkpoint state {state_path} is missing or corrupt: {err}") from err
+    missing = {"epochs_done", "stage_results", "history", "config"} - set(state)
+    if missing:
+        raise ValueError(f"checkpoint state {state_path} lacks {sorted(missing)}.")
+    model = load_keras_file(os.path.join(path, MODEL_FILE))
+    return model, state

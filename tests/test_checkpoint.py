@@ -1,0 +1,195 @@
+"""Resumable growth: checkpoints at every epoch, SIGKILL mid-stage, `train --resume`.
+
+The main test kills a CLI training process with SIGKILL while stage 2 trains,
+resumes it with the same command plus `--resume`, and checks that the final
+model predicts what an uninterrupted run with the same seed predicts. Every
+run happens in a fresh process with `TF_DETERMINISTIC_OPS=1`: growth is then
+deterministic on the CPU (seeded initialisers, epoch-indexed batch order,
+seeded k-means), so the two models agree to float rounding.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import TINY_CLI_CONFIG
+from layerwise_keras import checkpoint, pipeline
+from layerwise_keras.trainer import LayerwiseTrainer, Stage
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Stage 2 trains for epochs 3-7 (1-based): a wide window to kill it in.
+RESUME_CONFIG = {
+    **TINY_CLI_CONFIG,
+    "name": "resume_tiny",
+    "dataset": {"name": "hierarchical_digits", "train": 600, "val": 100, "test": 200},
+    "stages": [
+        Stage(8, 3, clusters=8, epochs=2).to_config(),
+        Stage(8, 3, clusters=8, epochs=5).to_config(),
+        Stage(8, 3, epochs=2).to_config(),
+    ],
+}
+
+
+def _env():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_DETERMINISTIC_OPS="1", PYTHONUNBUFFERED="1")
+    env.setdefault("CUDA_VISIBLE_DEVICES", "")
+    return env
+
+
+def _train_cmd(config_path, output, *extra):
+    return [sys.executable, "-m", "layerwise_keras.cli", "train", "--config", str(config_path),
+            "--output", str(output), "--verbose", "0", *extra]
+
+
+def _epochs_done(output):
+    folder = output / "checkpoint"
+    try:
+        name = (folder / "LATEST").read_text().strip()
+        return json.loads((folder / name / "state.json").read_text())["epochs_done"]
+    except (OSError, ValueError):
+        return 0
+
+
+def _test_logits(output, config):
+    model = keras.saving.load_model(str(output / "model.keras"))
+    splits = pipeline.load_splits(config["dataset"], seed=config["seed"])
+    return model.predict(splits["x_test"], batch_size=256, verbose=0)
+
+
+def _digest(folder):
+    digest = hashlib.sha256()
+    for root, _, files in sorted(os.walk(folder)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(path.encode())
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def config_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("resume") / "resume_tiny.json"
+    path.write_text(json.dumps(RESUME_CONFIG))
+    return path
+
+
+def test_sigkill_during_stage_2_then_resume_equals_an_uninterrupted_run(tmp_path, config_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    done = subprocess.run(_train_cmd(config_path, full), env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (full / "checkpoint").exists()  # deleted once the artifacts are written
+
+    proc = subprocess.Popen(_train_cmd(config_path, killed), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    try:
+        while _epochs_done(killed) < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    at_kill = _epochs_done(killed)
+    assert 3 <= at_kill < 9, at_kill  # killed with stage 2 started, the growth not finished
+    assert proc.returncode == -signal.SIGKILL
+    assert not (killed / "metrics.json").exists() and not (killed / "model.keras").exists()
+
+    # The same command without --resume refuses to start over on top of the checkpoint.
+    again = subprocess.run(_train_cmd(config_path, killed), env=_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    assert _epochs_done(killed) == at_kill
+
+    resumed = subprocess.run(_train_cmd(config_path, killed, "--resume"), env=_env(), capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads((killed / "metrics.json").read_text())
+    full_metrics = json.loads((full / "metrics.json").read_text())
+    assert metrics["resumed_from_epoch"] >= 3
+    assert len(metrics["history"]["val_accuracy"]) == 9  # the whole growth's epochs, before and after the kill
+    np.testing.assert_allclose(metrics["history"]["loss"], full_metrics["history"]["loss"], rtol=1e-4, atol=1e-6)
+    a, b = _test_logits(full, RESUME_CONFIG), _test_logits(killed, RESUME_CONFIG)
+    np.testing.assert_array_equal(a.argmax(-1), b.argmax(-1))
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    assert metrics["test_accuracy"] == full_metrics["test_accuracy"]
+    assert not (killed / "checkpoint").exists()
+
+
+def test_resume_without_a_checkpoint_is_an_error(tmp_path, config_path):
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        pipeline.run(json.loads(config_path.read_text()), str(tmp_path / "new"), resume=True, verbose=0)
+    with pytest.raises(ValueError, match="contradict"):
+        pipeline.check_output_dir(str(tmp_path), overwrite=True, resume=True)
+
+
+def _interrupted_run(tmp_path, config):
+    """A run folder as a killed run leaves it: the checkpoint after epoch 3 (written by a real growth)."""
+    out = tmp_path / "run"
+    splits = pipeline.load_splits(config["dataset"], seed=config["seed"])
+    config = pipeline.validate_config(config)
+
+    class Killed(Exception):
+        pass
+
+    class Stop(keras.callbacks.Callback):  # runs before the checkpoint callback
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 3:
+                raise Killed  # stands in for the kill: epoch 4 ends, its checkpoint is never written
+
+    with pytest.raises(Killed):
+        pipeline.grow(config, splits, seed=config["seed"], verbose=0, callbacks=[Stop()],
+                      checkpoint_dir=str(out / "checkpoint"))
+    assert _epochs_done(out) == 3
+    return out, config
+
+
+def test_a_folder_with_a_checkpoint_is_not_overwritten_without_being_asked(tmp_path, config_path):
+    out, config = _interrupted_run(tmp_path, json.loads(config_path.read_text()))
+    before = _digest(out)
+    with pytest.raises(FileExistsError, match="--resume"):
+        pipeline.run(config, str(out), verbose=0)
+    other = dict(config, seed=config["seed"] + 1)
+    with pytest.raises(ValueError, match="different configuration"):
+        pipeline.run(other, str(out), resume=True, verbose=0)
+    assert _digest(out) == before
+
+
+def test_a_corrupt_checkpoint_is_a_clear_error_and_stays_as_it_was(tmp_path, config_path):
+    out, config = _interrupted_run(tmp_path, json.loads(config_path.read_text()))
+    name = (out / "checkpoint" / "LATEST").read_text().strip()
+    model_file = out / "checkpoint" / name / "model.keras"
+    data = model_file.read_bytes()
+    model_file.write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
+    before = _digest(out)
+    with pytest.raises(ValueError, match=r"model\.keras.*(truncated|corrupt)"):
+        pipeline.run(config, str(out), resume=True, verbose=0)
+    assert _digest(out) == before  # the failed resume left the checkpoint as it was
+    state_file = out / "checkpoint" / name / "state.json"
+    model_file.write_bytes(data)
+    state_file.write_text("{not json")
+    with pytest.raises(ValueError, match=r"state\.json is missing or corrupt"):
+        checkpoint.read_checkpoint(str(out / "checkpoint"))
+    (out / "checkpoint" / "LATEST").write_text("elsewhere\n")
+    with pytest.raises(ValueError, match="not a checkpoint folder"):
+        checkpoint.read_checkpoint(str(out / "checkpoint"))
+
+
+def test_trainer_restore_checks_the_stage_count():
+    x = np.zeros((4, 9, 9, 1), np.float32)
+    trainer = LayerwiseTrainer([Stage(4, 3, clusters=2, epochs=2), Stage(4, 3, epochs=1)], 2, kmeans_data=x)
+    with pytest.raises(ValueError, match="1 stage"):
+        trainer.restore([], 2)  # stage 1 ended after epoch 2: one result expected
+    with pytest.raises(ValueError, match="epochs_done"):
+        trainer.restore([], 4)
+    assert trainer.restore([{"stage": 1}], 2).stage_results == [{"stage": 1}]

@@ -121,7 +121,7 @@ def check_images(images, name="images"):
     return images
 
 
-def check_labels(labels, n, name="labels"):
+def check_labels(labels, n, name="labels", num_classes=None):
     """Validates integer class labels and returns them as an int64 NumPy array.
 
     Args:
@@ -129,13 +129,14 @@ def check_labels(labels, n, name="labels"):
             accepted only when they hold whole numbers).
         n: int, the expected number of labels (the number of images).
         name: str, how to call the argument in error messages.
+        num_classes: int or None; if given, every label must be below it.
 
     Returns:
         An int64 `np.ndarray` of shape `[n]`.
 
     Raises:
-        ValueError: on a wrong rank or length, a non-integer value, or a
-            negative label.
+        ValueError: on a wrong rank or length, a non-integer value, a
+            negative label, or a label >= `num_classes`.
 
     Example:
 
@@ -157,6 +158,10 @@ def check_labels(labels, n, name="labels"):
     labels = labels.astype(np.int64)
     if n and labels.min() < 0:
         raise ValueError(f"`{name}` must be >= 0, got min {labels.min()}.")
+    if n and num_classes is not None and labels.max() >= num_classes:
+        raise ValueError(
+            f"`{name}` must be class ids in 0..{num_classes - 1} ({num_classes} classes), got max {labels.max()}."
+        )
     return labels
 
 

@@ -292,6 +292,42 @@ def _epoch_history(history):
     }
 
 
+def check_splits(splits):
+    """Validates a splits dict (`load_splits`' layout) before any training.
+
+    Args:
+        splits: dict with `x_train, y_train, x_val, y_val, x_test, y_test`
+            and `num_classes`.
+
+    Returns:
+        None.
+
+    Raises:
+        ValueError: naming the array: a missing key, images that are not
+            finite real `[n, H, W, C]` arrays, image shapes that differ
+            between splits, or labels that are not class ids in
+            `0..num_classes - 1` (one per image).
+
+    Example:
+
+    >>> check_splits(load_splits({"name": "hierarchical_digits", "train": 100, "val": 10, "test": 10}))
+    """
+    missing = [k for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "num_classes")
+               if k not in splits]
+    if missing:
+        raise ValueError(f"splits: missing {missing}.")
+    num_classes = splits["num_classes"]
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise ValueError(f"splits: num_classes must be an integer >= 2, got {num_classes!r}.")
+    shapes = {}
+    for part in ("train", "val", "test"):
+        x = datasets.check_images(splits[f"x_{part}"], name=f"x_{part}")
+        datasets.check_labels(splits[f"y_{part}"], len(x), name=f"y_{part}", num_classes=int(num_classes))
+        shapes[part] = x.shape[1:]
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"splits: the image shapes differ between splits: {shapes}.")
+
+
 def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, resume=False):
     """Grows and evaluates a model in memory (files only with `checkpoint_dir`).
 
@@ -320,6 +356,7 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
     >>> config = load_config("hierarchical_digits")
     >>> model, figures = grow(config, load_splits(config["dataset"]))
     """
+    check_splits(splits)
     keras.utils.set_random_seed(seed)
     stages = [Stage.from_config(s) for s in config["stages"]]
     if resume and checkpoint_dir is None:
@@ -426,6 +463,7 @@ def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
 
     >>> model, figures = end_to_end(config, splits)
     """
+    check_splits(splits)
     keras.utils.set_random_seed(seed)
     stages = [Stage.from_config(s) for s in config["stages"]]
     model = _compile(

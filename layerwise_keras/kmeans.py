@@ -494,6 +494,10 @@ class KMeans:
         jit_compile: bool, XLA-compile the step on the TensorFlow backend.
         verbose: int, 0 = silent, 1 = summary lines, 2 = one line per
             iteration.
+        distribute: a `tf.distribute.Strategy` (TensorFlow backend) to run
+            the step on all its replicas, each on a slice of every chunk,
+            with the sums, counts and inertia all-reduced
+            (`layerwise_keras.distribute`); None for one device.
 
     Attributes (after `fit`):
         cluster_centers_: float32 array `[K, D]`.
@@ -531,6 +535,7 @@ class KMeans:
         n_init=1,
         jit_compile=True,
         verbose=0,
+        distribute=None,
     ):
         self.n_clusters = _check_int("n_clusters", n_clusters, 1)
         self.max_iter = _check_int("max_iter", max_iter, 1)
@@ -548,6 +553,7 @@ class KMeans:
         self.batch_size = _check_int("batch_size", batch_size, 1)
         self.n_init = _check_int("n_init", n_init, 1)
         self.jit_compile = bool(jit_compile)
+        self.distribute = distribute
         self.verbose = int(verbose)
         self.init = self._check_init(init)
         self._step = None
@@ -593,6 +599,7 @@ class KMeans:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_step"] = None  # compiled functions are not picklable
+        state["distribute"] = None  # nor are strategies
         return state
 
     def _log(self, level, msg):
@@ -617,6 +624,12 @@ class KMeans:
                     jit_compile=self.jit_compile,
                     reduce_retracing=True,
                 )
+                if self.distribute is not None and self.distribute.num_replicas_in_sync > 1:
+                    from layerwise_keras.distribute import replicated_step
+
+                    self._step = replicated_step(self.distribute, self._step)
+            elif self.distribute is not None:
+                raise ValueError("KMeans(distribute=...) takes a tf.distribute.Strategy: TensorFlow backend only.")
             elif backend == "jax":
                 import jax
 

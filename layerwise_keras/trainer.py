@@ -28,6 +28,7 @@ Two details of Keras' trainer are handled deliberately:
   stage's last epoch belong to that stage, before it is clustered.
 """
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -206,6 +207,21 @@ def input_model(input_shape, name="layerwise"):
     return keras.Sequential([keras.Input(input_shape)], name=name)
 
 
+def _strategy(model):
+    """The model's `tf.distribute` strategy on the TensorFlow backend (None elsewhere)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    from layerwise_keras.distribute import model_strategy
+
+    return model_strategy(model)
+
+
+def _strategy_scope(model):
+    """Where new layers and optimizer variables are created: the model's strategy scope, if any."""
+    strategy = _strategy(model)
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
 def _image_batches(data, batch_size):
     """Yields float32 numpy image batches from an array or a batched tf.data.Dataset."""
     if hasattr(data, "as_numpy_iterator"):
@@ -345,7 +361,28 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         if not config:
             raise RuntimeError("LayerwiseTrainer: compile the model before calling fit.")
         model.compile_from_config(config)
+        strategy = _strategy(model)
+        if strategy is not None and strategy.num_replicas_in_sync > 1:
+            self._build_compiled_state(model)
         model.make_train_function(force=True)
+
+    def _build_compiled_state(self, model):
+        """Builds the fresh optimizer's, loss' and metrics' variables before the next train step.
+
+        Under `tf.distribute`, variables created lazily inside the train step
+        would be created in a replica context, which fails; `fit` builds them
+        symbolically before training, and this does the same after a stage
+        is added (with a class-id label batch, or one-hot if the loss wants it).
+        """
+        x = np.zeros((1,) + tuple(model.input_shape[1:]), "float32")
+        labels = (np.zeros((1,), "int32"), np.zeros((1, self.num_classes), "float32"))
+        for y in labels:
+            try:
+                model._symbolic_build(data_batch=(x, y))  # what fit does before its first step
+                return
+            except (ValueError, TypeError):
+                continue
+        model.optimizer.build(model.trainable_variables)
 
     def _check_model(self, model):
         if not isinstance(model, keras.Sequential):
@@ -382,8 +419,9 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         """
         if self.grown_stages(model) == 0:
             self._check_model(model)
-            self._add_stage(model, 0)
-            self._recompile(model)
+            with _strategy_scope(model):
+                self._add_stage(model, 0)
+                self._recompile(model)
         return model
 
     def restore(self, stage_results, epochs_done):
@@ -490,26 +528,29 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         stream = _EmbeddingStream(
             lambda images: prefix(images, training=False), self.kmeans_data, self.kmeans_batch_size
         )
-        kmeans, figures = cluster_stage(stage, index + 1, stream, self.seed)
+        strategy = _strategy(model)
+        replicated = strategy if strategy is not None and strategy.num_replicas_in_sync > 1 else None
+        kmeans, figures = cluster_stage(stage, index + 1, stream, self.seed, distribute=replicated)
 
         # Freeze the stage, drop its readout, append the assignment and the next stage.
         conv.trainable = False
         while model.layers[-1] is not conv:
             model.pop()
-        assign = ClusterAssignment(
-            stage.clusters,
-            assignment=stage.assignment,
-            temperature=stage.temperature,
-            name=f"stage{index + 1}_assign",
-        )
-        model.add(assign)
-        assign.set_centroids(kmeans.cluster_centers_)
-        self._add_stage(model, index + 1)
-        self._recompile(model)
+        with _strategy_scope(model):  # mirrored variables under tf.distribute
+            assign = ClusterAssignment(
+                stage.clusters,
+                assignment=stage.assignment,
+                temperature=stage.temperature,
+                name=f"stage{index + 1}_assign",
+            )
+            model.add(assign)
+            assign.set_centroids(kmeans.cluster_centers_)
+            self._add_stage(model, index + 1)
+            self._recompile(model)
         return figures
 
 
-def cluster_stage(stage, n, stream, seed=0):
+def cluster_stage(stage, n, stream, seed=0, distribute=None):
     """Runs stage `n`'s k-means on a stream of its embeddings.
 
     Args:
@@ -518,6 +559,8 @@ def cluster_stage(stage, n, stream, seed=0):
             stage in errors).
         stream: the embeddings `[points, dim]`: anything `KMeans.fit` takes.
         seed: the growth's seed.
+        distribute: a `tf.distribute.Strategy` for `KMeans(distribute=...)`,
+            or None.
 
     Returns:
         `(kmeans, figures)`: the fitted `KMeans` and the per-stage figures
@@ -526,6 +569,8 @@ def cluster_stage(stage, n, stream, seed=0):
     """
     options = {"seed": seed + n - 1}
     options.update(stage.kmeans)
+    if distribute is not None:
+        options["distribute"] = distribute
     kmeans = KMeans(stage.clusters, **options)
     start = time.perf_counter()
     try:

@@ -8,8 +8,8 @@ byte-exact test images and on the same 1,000 images from the JPEG copy,
 validation accuracy after each epoch/stage with its wall time, time to reach
 73.4 % validation accuracy (the paper's CIFAR-10 figure), k-means time share
 and peak memory. Writes `benchmarks/results/cifar10_<config>.json` and `.md`
-(`..._quick.*` with `--quick`, which uses a slice and one epoch per stage:
-smoke-test figures, never results).
+(`..._quick.*` with `--quick`, which uses a slice, one epoch per stage and
+stages 8x narrower (`config.smoke_config`): smoke-test figures, never results).
 
 The local CIFAR-10 copy is JPEG re-encoded: every figure is labelled
 "CIFAR-10 (JPEG re-encoded local copy)".
@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from _common import HERE, RESULTS, commit, now, write_results  # noqa: E402
 from layerwise_keras import datasets  # noqa: E402
-from layerwise_keras.config import load_config  # noqa: E402
+from layerwise_keras.config import load_config, smoke_config  # noqa: E402
 from layerwise_keras.pipeline import _machine, end_to_end, grow, load_splits  # noqa: E402
 
 PAPER_ACCURACY = 0.734
@@ -90,11 +90,7 @@ def run(config_name, data_dir, quick=False, seed=0, train=None, skip_baseline=Fa
     config = load_config(config_name)
     config["dataset"].setdefault("options", {})["data_dir"] = data_dir
     if quick:
-        config["dataset"].update(train=train or 2000, val=500, test=1000)
-        for stage in config["stages"]:
-            stage["epochs"] = 1
-            if stage.get("clusters"):
-                stage["kmeans"]["max_iter"] = 10
+        config = smoke_config(config, train=train or 2000, val=500, test=1000)
     elif train:
         config["dataset"]["train"] = train
     splits = load_splits(config["dataset"], seed=seed)

@@ -117,3 +117,35 @@ def load_config(name_or_path):
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"Cannot read configuration {path}: {err}") from err
     return validate_config(config, source=path)
+
+
+def smoke_config(config, train, val, test, shrink=8, max_iter=10):
+    """A small, fast copy of a configuration for smoke runs (quick benchmarks, notebooks).
+
+    Same structure (stages, kernels, strides, assignments, data options),
+    but one epoch per stage, widths and K divided by `shrink` (at least 8),
+    at most `max_iter` Lloyd iterations, and the given split sizes. Its
+    figures say whether the code runs, not how well the configuration does.
+
+    Args:
+        config: a configuration dict (not modified).
+        train, val, test: split sizes.
+        shrink: divisor for widths and cluster counts.
+        max_iter: cap on the k-means iterations per stage.
+
+    Returns:
+        A new configuration dict.
+
+    Example:
+
+    >>> small = smoke_config(load_config("cifar10_paper"), train=2000, val=300, test=500)
+    """
+    config = copy.deepcopy(config)
+    config["dataset"].update(train=int(train), val=int(val), test=int(test))
+    for stage in config["stages"]:
+        stage["epochs"] = 1
+        stage["width"] = max(8, int(stage["width"]) // shrink)
+        if stage.get("clusters"):
+            stage["clusters"] = max(8, int(stage["clusters"]) // shrink)
+            stage.setdefault("kmeans", {})["max_iter"] = int(max_iter)
+    return config

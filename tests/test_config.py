@@ -173,3 +173,18 @@ def test_missing_file_is_file_not_found_naming_it(name):
 def test_a_directory_is_not_a_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="No configuration file"):
         load_config(str(tmp_path))
+
+
+def test_smoke_config_keeps_the_structure_and_shrinks_the_cost():
+    from layerwise_keras.config import smoke_config
+
+    full = load_config("cifar10_paper")
+    small = smoke_config(full, train=100, val=10, test=20, shrink=8)
+    assert full == load_config("cifar10_paper")  # not modified
+    assert small["dataset"]["train"] == 100 and small["dataset"]["test"] == 20
+    for big, little in zip(full["stages"], small["stages"]):
+        assert little["kernel_size"] == big["kernel_size"] and little.get("assignment") == big.get("assignment")
+        assert little["width"] == max(8, big["width"] // 8) and little["epochs"] == 1
+        if big.get("clusters"):
+            assert little["clusters"] == max(8, big["clusters"] // 8) and little["kmeans"]["max_iter"] == 10
+    validate_config(small)

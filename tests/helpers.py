@@ -1,5 +1,8 @@
 """Small builders shared by several test modules (importable: pytest puts tests/ on sys.path)."""
 
+import hashlib
+import os
+
 import keras
 import numpy as np
 
@@ -47,3 +50,15 @@ def grown_style_model(assignment, seed=0, name=None):
     centroids = emb[picks] + rng.normal(scale=0.05, size=(5, 4)).astype("float32")
     model.get_layer("stage1_assign").set_centroids(centroids.astype("float32"))
     return model, probe
+
+
+def tree_digest(folder):
+    """SHA-256 over every file's path and bytes below `folder`: equal digests = nothing was touched."""
+    digest = hashlib.sha256()
+    for root, _, files in sorted(os.walk(folder)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(path.encode())
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()

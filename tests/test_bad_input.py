@@ -9,7 +9,6 @@ variants (test_datasets, test_kmeans, test_local_data, test_config,
 test_checkpoint); this module is the one place that walks all entry points.
 """
 
-import hashlib
 import json
 import os
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 
 import layerwise_keras as lk
-from helpers import TINY_CLI_CONFIG
+from helpers import TINY_CLI_CONFIG, tree_digest
 from layerwise_keras import cli, datasets, export, local_data, pipeline
 from layerwise_keras.config import load_config, validate_config
 
@@ -41,17 +40,6 @@ BAD_IMAGES = [
     pytest.param(_with(np.inf), "infinite", id="inf"),
     pytest.param(GOOD[:0], "empty", id="empty"),
 ]
-
-
-def _digest(path):
-    digest = hashlib.sha256()
-    for root, _, files in sorted(os.walk(path)):
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            digest.update(full.encode())
-            with open(full, "rb") as f:
-                digest.update(f.read())
-    return digest.hexdigest()
 
 
 # -- images -------------------------------------------------------------------------------------------------
@@ -176,10 +164,10 @@ def test_cli_refuses_an_occupied_output_folder_and_leaves_it_alone(tmp_path, tin
     out = tmp_path / "run"
     out.mkdir()
     (out / "model.keras").write_bytes(b"a model the user saved")
-    before = _digest(out)
+    before = tree_digest(out)
     assert _train(tmp_path, tiny_config, out) == 2
     assert "not empty" in capsys.readouterr().err
-    assert _digest(out) == before
+    assert tree_digest(out) == before
     target = tmp_path / "a_file"
     target.write_text("not a folder")
     assert _train(tmp_path, tiny_config, target) == 2
@@ -206,11 +194,11 @@ def test_truncated_model_file_is_a_clear_error_and_the_run_folder_is_untouched(t
     assert _train(tmp_path, tiny_config, out) == 0
     model_file = out / "model.keras"
     model_file.write_bytes(model_file.read_bytes()[:1000])  # truncated
-    before = _digest(out)
+    before = tree_digest(out)
     with pytest.raises(ValueError, match=r"model\.keras is not a readable \.keras archive"):
         export.export_run(str(out), "onnx")
     assert cli.main(["export", str(out), "--format", "litert"]) == 2
-    assert _digest(out) == before
+    assert tree_digest(out) == before
 
 
 def test_truncated_and_missing_data_files_name_the_path(tmp_path):

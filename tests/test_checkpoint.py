@@ -8,7 +8,6 @@ deterministic on the CPU (seeded initialisers, epoch-indexed batch order,
 seeded k-means), so the two models agree to float rounding.
 """
 
-import hashlib
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import TINY_CLI_CONFIG
+from helpers import TINY_CLI_CONFIG, tree_digest
 from layerwise_keras import checkpoint, pipeline
 from layerwise_keras.trainer import LayerwiseTrainer, Stage
 
@@ -63,17 +62,6 @@ def _test_logits(output, config):
     model = keras.saving.load_model(str(output / "model.keras"))
     splits = pipeline.load_splits(config["dataset"], seed=config["seed"])
     return model.predict(splits["x_test"], batch_size=256, verbose=0)
-
-
-def _digest(folder):
-    digest = hashlib.sha256()
-    for root, _, files in sorted(os.walk(folder)):
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            digest.update(path.encode())
-            with open(path, "rb") as f:
-                digest.update(f.read())
-    return digest.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -156,13 +144,13 @@ def _interrupted_run(tmp_path, config):
 
 def test_a_folder_with_a_checkpoint_is_not_overwritten_without_being_asked(tmp_path, config_path):
     out, config = _interrupted_run(tmp_path, json.loads(config_path.read_text()))
-    before = _digest(out)
+    before = tree_digest(out)
     with pytest.raises(FileExistsError, match="--resume"):
         pipeline.run(config, str(out), verbose=0)
     other = dict(config, seed=config["seed"] + 1)
     with pytest.raises(ValueError, match="different configuration"):
         pipeline.run(other, str(out), resume=True, verbose=0)
-    assert _digest(out) == before
+    assert tree_digest(out) == before
 
 
 def test_a_corrupt_checkpoint_is_a_clear_error_and_stays_as_it_was(tmp_path, config_path):
@@ -171,10 +159,10 @@ def test_a_corrupt_checkpoint_is_a_clear_error_and_stays_as_it_was(tmp_path, con
     model_file = out / "checkpoint" / name / "model.keras"
     data = model_file.read_bytes()
     model_file.write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
-    before = _digest(out)
+    before = tree_digest(out)
     with pytest.raises(ValueError, match=r"model\.keras.*(truncated|corrupt)"):
         pipeline.run(config, str(out), resume=True, verbose=0)
-    assert _digest(out) == before  # the failed resume left the checkpoint as it was
+    assert tree_digest(out) == before  # the failed resume left the checkpoint as it was
     state_file = out / "checkpoint" / name / "state.json"
     model_file.write_bytes(data)
     state_file.write_text("{not json")

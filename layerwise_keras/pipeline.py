@@ -16,7 +16,10 @@ into `output_dir`:
   end-to-end SGD baseline's figures, the machine and library versions;
 * `config.json`: the configuration that was run.
 
-It refuses a non-empty `output_dir` unless `overwrite=True`.
+It refuses a non-empty `output_dir` unless `overwrite=True`. While it grows,
+`output_dir/checkpoint/` holds the latest epoch's checkpoint, so that
+`run(..., resume=True)` (`train --resume`) continues a killed run; it is
+deleted once the artifacts are written.
 """
 
 import copy
@@ -46,7 +49,7 @@ def _remove_stale_artifacts(output_dir):
     """With overwrite, removes what the replaced model left: its artifacts and the files derived from it."""
     import shutil
 
-    for name in ARTIFACTS + DERIVED_ARTIFACTS + (CHECKPOINT,):
+    for name in ARTIFACTS + DERIVED_ARTIFACTS:
         path = os.path.join(output_dir, name)
         if os.path.isdir(path):
             shutil.rmtree(path)

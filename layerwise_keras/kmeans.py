@@ -488,10 +488,17 @@ class KMeans:
             With None, Lloyd uses all points: an array is held in memory, a
             `Dataset` is streamed once per iteration (k-means++ then runs on
             a sample of at most `256 * n_clusters` points).
-        batch_size: int >= 1, rows per chunk fed to the compiled step.
+        batch_size: int >= 1, rows per chunk fed to the compiled step, or
+            None (default) for about 4M distance entries per chunk:
+            `clip(2**22 // n_clusters, 1024, 16384)` rows (16,384 at K <= 256,
+            4,096 at K = 1,024), so the `[rows, K]` distance matrix stays
+            cache-sized on a CPU.
         n_init: int >= 1.  Number of seeded inits; the run with the lowest
             inertia is kept.  Ignored (one run) when `init` is an array.
-        jit_compile: bool, XLA-compile the step on the TensorFlow backend.
+        jit_compile: bool or `"auto"`, XLA-compile the step on the
+            TensorFlow backend; `"auto"` (default) compiles it when TensorFlow
+            sees a GPU and runs it as a plain `tf.function` graph on CPUs,
+            where XLA's argmin was measured slower (benchmarks/kmeans.py).
         verbose: int, 0 = silent, 1 = summary lines, 2 = one line per
             iteration.
         distribute: a `tf.distribute.Strategy` (TensorFlow backend) to run
@@ -531,9 +538,9 @@ class KMeans:
         tol=1e-4,
         seed=0,
         max_points_per_centroid=256,
-        batch_size=16384,
+        batch_size=None,
         n_init=1,
-        jit_compile=True,
+        jit_compile="auto",
         verbose=0,
         distribute=None,
     ):
@@ -550,9 +557,11 @@ class KMeans:
         self.max_points_per_centroid = _check_int(
             "max_points_per_centroid", max_points_per_centroid, 1, allow_none=True
         )
-        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.batch_size = _check_int("batch_size", batch_size, 1, allow_none=True)
         self.n_init = _check_int("n_init", n_init, 1)
-        self.jit_compile = bool(jit_compile)
+        if not (isinstance(jit_compile, bool) or jit_compile == "auto"):
+            raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}.")
+        self.jit_compile = jit_compile
         self.distribute = distribute
         self.verbose = int(verbose)
         self.init = self._check_init(init)
@@ -608,6 +617,12 @@ class KMeans:
 
     # -- compiled step -------------------------------------------------------
 
+    def _chunk_rows(self):
+        """Rows per chunk: `batch_size`, or about 4M distance entries per chunk when it is None."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return int(min(16384, max(1024, 2**22 // self.n_clusters)))
+
     def _get_step(self):
         """Returns the Lloyd step, compiled once for this instance."""
         if self._step is None:
@@ -619,9 +634,12 @@ class KMeans:
                 # retracing" detector is keyed by the function's code object,
                 # so it would otherwise count the (single) trace of every
                 # KMeans instance against `_lloyd_step` and warn.
+                jit = self.jit_compile
+                if jit == "auto":
+                    jit = bool(tf.config.list_logical_devices("GPU"))
                 self._step = tf.function(
                     functools.partial(_lloyd_step),
-                    jit_compile=self.jit_compile,
+                    jit_compile=jit,
                     reduce_retracing=True,
                 )
                 if self.distribute is not None and self.distribute.num_replicas_in_sync > 1:
@@ -677,7 +695,7 @@ class KMeans:
             sample = _RandomKeySample(capacity, np.random.default_rng(self.seed))
         moments = _Moments() if want_moments else None
         n, n_bad, dim = 0, 0, source.dim
-        for chunk in source.chunks(self.batch_size):
+        for chunk in source.chunks(self._chunk_rows()):
             bad = chunk.size - np.count_nonzero(np.isfinite(chunk))
             n_bad += int(bad)
             if n_bad == 0:
@@ -818,11 +836,11 @@ class KMeans:
             n_lloyd = points.shape[0]
             init_points = points
             moments = _Moments()
-            for chunk in lloyd_source.chunks(self.batch_size):
+            for chunk in lloyd_source.chunks(self._chunk_rows()):
                 moments.update(chunk)
             tol_abs = self.tol * moments.mean_variance()
 
-        rows = min(self.batch_size, n_lloyd)
+        rows = min(self._chunk_rows(), n_lloyd)
         n_runs = self.n_init if isinstance(self.init, str) else 1
         if n_runs < self.n_init:
             self._log(1, "init is an array: running a single init.")

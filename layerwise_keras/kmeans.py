@@ -108,6 +108,20 @@ def _lloyd_step(x, w, centroids):
     return sums, counts, inertia, min_dist, assign
 
 
+def _on_accelerator():
+    """Whether the Keras backend computes on a GPU/TPU (the step then gets bigger chunks and XLA)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+    return False
+
+
 # --------------------------------------------------------------------------
 # Chunk sources: arrays and datasets behind one interface
 # --------------------------------------------------------------------------
@@ -489,10 +503,10 @@ class KMeans:
             `Dataset` is streamed once per iteration (k-means++ then runs on
             a sample of at most `256 * n_clusters` points).
         batch_size: int >= 1, rows per chunk fed to the compiled step, or
-            None (default) for about 4M distance entries per chunk:
-            `clip(2**22 // n_clusters, 1024, 16384)` rows (16,384 at K <= 256,
-            4,096 at K = 1,024), so the `[rows, K]` distance matrix stays
-            cache-sized on a CPU.
+            None (default): 16,384 rows on a GPU/TPU; on a CPU about 4M
+            distance entries per chunk, `clip(2**22 // n_clusters, 1024,
+            16384)` rows (16,384 at K <= 256, 4,096 at K = 1,024), so the
+            `[rows, K]` distance matrix stays cache-sized.
         n_init: int >= 1.  Number of seeded inits; the run with the lowest
             inertia is kept.  Ignored (one run) when `init` is an array.
         jit_compile: bool or `"auto"`, XLA-compile the step on the
@@ -618,9 +632,11 @@ class KMeans:
     # -- compiled step -------------------------------------------------------
 
     def _chunk_rows(self):
-        """Rows per chunk: `batch_size`, or about 4M distance entries per chunk when it is None."""
+        """Rows per chunk: `batch_size`; if None, 16,384 on an accelerator, else about 4M distance entries."""
         if self.batch_size is not None:
             return self.batch_size
+        if _on_accelerator():
+            return 16384
         return int(min(16384, max(1024, 2**22 // self.n_clusters)))
 
     def _get_step(self):
@@ -636,7 +652,7 @@ class KMeans:
                 # KMeans instance against `_lloyd_step` and warn.
                 jit = self.jit_compile
                 if jit == "auto":
-                    jit = bool(tf.config.list_logical_devices("GPU"))
+                    jit = _on_accelerator()
                 self._step = tf.function(
                     functools.partial(_lloyd_step),
                     jit_compile=jit,

@@ -216,6 +216,12 @@ def _strategy(model):
     return model_strategy(model)
 
 
+def _replicated_strategy(model):
+    """The model's strategy if it has more than one replica (k-means then runs on all of them), else None."""
+    strategy = _strategy(model)
+    return strategy if strategy is not None and strategy.num_replicas_in_sync > 1 else None
+
+
 def _strategy_scope(model):
     """Where new layers and optimizer variables are created: the model's strategy scope, if any."""
     strategy = _strategy(model)
@@ -361,8 +367,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         if not config:
             raise RuntimeError("LayerwiseTrainer: compile the model before calling fit.")
         model.compile_from_config(config)
-        strategy = _strategy(model)
-        if strategy is not None and strategy.num_replicas_in_sync > 1:
+        if _replicated_strategy(model) is not None:
             self._build_compiled_state(model)
         model.make_train_function(force=True)
 
@@ -528,9 +533,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         stream = _EmbeddingStream(
             lambda images: prefix(images, training=False), self.kmeans_data, self.kmeans_batch_size
         )
-        strategy = _strategy(model)
-        replicated = strategy if strategy is not None and strategy.num_replicas_in_sync > 1 else None
-        kmeans, figures = cluster_stage(stage, index + 1, stream, self.seed, distribute=replicated)
+        kmeans, figures = cluster_stage(stage, index + 1, stream, self.seed, distribute=_replicated_strategy(model))
 
         # Freeze the stage, drop its readout, append the assignment and the next stage.
         conv.trainable = False

@@ -512,7 +512,9 @@ class KMeans:
         jit_compile: bool or `"auto"`, XLA-compile the step on the
             TensorFlow backend; `"auto"` (default) compiles it when TensorFlow
             sees a GPU and runs it as a plain `tf.function` graph on CPUs,
-            where XLA's argmin was measured slower (benchmarks/kmeans.py).
+            where XLA's argmin made the step slower in an exploratory
+            profile on a 2-core CPU (see benchmarks/results/kmeans.md for
+            the resulting timings against scikit-learn and faiss).
         verbose: int, 0 = silent, 1 = summary lines, 2 = one line per
             iteration.
         distribute: a `tf.distribute.Strategy` (TensorFlow backend) to run

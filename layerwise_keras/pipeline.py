@@ -287,11 +287,11 @@ def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose, initi
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "stage")
 
 
-def _epoch_history(history):
-    """The per-epoch lists of a `fit` History (loss, accuracy, val_*, stage), as floats/ints."""
+def _epoch_history(per_key):
+    """The per-epoch lists (loss, accuracy, val_*, stage) of a `History.history`-like dict, as floats/ints."""
     return {
-        k: [int(v) if k == "stage" else float(v) for v in history.history[k]]
-        for k in HISTORY_KEYS if k in history.history
+        k: [int(v) if k == "stage" else float(v) for v in per_key[k]]
+        for k in HISTORY_KEYS if k in per_key
     }
 
 
@@ -406,11 +406,12 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
         initial_epoch=initial_epoch, arrays=checkpoint_dir is not None,
     )
     if checkpoint_dir is not None:
-        per_epoch = extra[-1].history
-        epoch_history = {k: [int(h[k]) if k == "stage" else float(h[k]) for h in per_epoch]
-                         for k in HISTORY_KEYS if all(k in h for h in per_epoch) and per_epoch}
+        per_epoch = extra[-1].history  # every epoch, also those before a resume
+        epoch_history = _epoch_history(
+            {k: [h[k] for h in per_epoch] for k in HISTORY_KEYS if per_epoch and all(k in h for h in per_epoch)}
+        )
     else:
-        epoch_history = _epoch_history(history)
+        epoch_history = _epoch_history(history.history)
     figures = _figures(model, splits, trainer.stage_results, test_accuracy, train_seconds, epoch_history)
     if resume:
         figures["resumed_from_epoch"] = initial_epoch

@@ -175,12 +175,15 @@ def test_cli_refuses_an_occupied_output_folder_and_leaves_it_alone(tmp_path, tin
     assert target.read_text() == "not a folder"
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="running as root: a read-only folder is still writable for root")
-def test_cli_refuses_a_read_only_output_folder(tmp_path, tiny_config, capsys):
+def test_cli_refuses_a_read_only_output_folder(tmp_path, tiny_config, capsys, monkeypatch):
     parent = tmp_path / "locked"
     parent.mkdir()
     parent.chmod(0o555)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # root may write to a 0o555 folder; make the permission check see what any other user would
+        real_access = os.access
+        monkeypatch.setattr(pipeline.os, "access", lambda path, mode: False if os.fspath(path) == str(parent)
+                            and mode & os.W_OK else real_access(path, mode))
     try:
         assert _train(tmp_path, tiny_config, parent / "run") == 2
         assert "not writable" in capsys.readouterr().err

@@ -48,7 +48,7 @@ print(json.dumps({
 """
 
 
-def test_growth_on_jax_backend_without_tensorflow(fresh_python, tmp_path):
+def test_growth_on_jax_backend_without_tensorflow(fresh_python):
     result = fresh_python(SCRIPT, ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])

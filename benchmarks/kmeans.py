@@ -23,8 +23,9 @@ Two timings are taken per implementation:
   is its own `iteration_stats[-1]["time"]` (cumulative time at the end of the
   last iteration, which also covers its short set-up).
 * "fit s": the whole call.  Ours: `fit` = one scan (count + NaN/Inf check),
-  one float64 moments pass (for `tol`), the I iterations and a last
-  assignment pass for `inertia_`/`counts_`.  scikit-learn: `fit` = input
+  one float64 moments pass (for `tol`), one copy of the points into a
+  padded backend tensor, the I iterations and a last assignment pass for
+  `inertia_`/`counts_`.  scikit-learn: `fit` = input
   validation and copy, mean-centering, row norms, the I iterations, a last
   E-step and the inertia.  faiss: `train` = NaN check and the I iterations
   (no last pass).
@@ -253,6 +254,10 @@ def run_ours(x, init, iters, warm, budget):
         t0 = time.perf_counter()
         km.fit(warm)
         second = time.perf_counter() - t0
+        # A third, smaller fit: the device-resident pass (one compiled call over [chunks, rows, D]) and the
+        # moved-points update are then traced for any number of chunks / moved points (tf.function relaxes
+        # the shape on the second distinct one), so no tracing falls into the timed fits.
+        km.fit(warm[: warm.shape[0] // 2])
     inner = km._assign_pass
 
     def timed():
@@ -448,7 +453,7 @@ def markdown(report):
         f"Same data (seeded Gaussian mixture, float32), same initial centroids (K distinct data points), "
         f"{report['iters']} Lloyd iterations, all points (no subsampling). **Lloyd s**: the iterations only "
         "(first assignment pass to the last centroid update), after a warm-up on the first max(32,768, 40·K) "
-        "points. **fit s**: the whole call (ours: + one scan, one moments pass and a final scoring pass; "
+        "points. **fit s**: the whole call (ours: + one scan, one moments pass, a copy into a padded backend tensor and a final scoring pass; "
         "scikit-learn: + copy, centering, norms, final E-step and inertia; faiss: + NaN check). "
         "GFLOP/s = 2·N·K·D per iteration / Lloyd s. Inertia of each final centroid set by one common "
         f"function; rel. diff vs scikit-learn must be ≤ {TOLERANCE:.1%}. Timed fits are repeated (up to 3 "

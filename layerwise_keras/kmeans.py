@@ -23,19 +23,26 @@ The algorithm:
    proportional to D(x)^2, and the one that lowers the potential most is kept.
    `init="random"` picks `n_clusters` distinct random points instead, and an
    array of initial centroids may be given.
-3. **Lloyd iterations.**  Each iteration is one pass over the points (the
-   in-memory sample, or, with `max_points_per_centroid=None` and a
-   `Dataset`, the whole dataset streamed again).  Each chunk is padded to a
-   fixed number of rows (padding rows get weight 0) and fed to one compiled
-   step (`tf.function(jit_compile=...)` on TensorFlow, `jax.jit` on JAX, plain
-   `keras.ops` elsewhere) that computes squared distances
-   `||x||^2 - 2 x.c + ||c||^2`, the nearest centroid, and the per-cluster
-   sums, counts and inertia.  These are accumulated on the host in float64,
-   and the new centroids are `sums / counts`.  The loop stops when the sum of
-   squared centroid shifts is at most `tol` times the mean per-feature
-   variance of the data (scikit-learn's criterion) or after `max_iter`
-   iterations.  A last assignment pass computes `inertia_` and `counts_` for
-   the returned centroids.
+3. **Lloyd iterations.**  Each iteration is one pass over the points: the
+   nearest centroid of each point (the largest score `x.c - ||c||^2 / 2`,
+   i.e. the smallest squared distance `||x||^2 - 2 x.c + ||c||^2`), then
+   the per-cluster sums and counts, accumulated in float64 on the host; the
+   new centroids are `sums / counts`.  The points are chunked and every
+   compiled function (`tf.function(jit_compile=...)` on TensorFlow,
+   `jax.jit` on JAX, plain `keras.ops` elsewhere) sees a fixed chunk shape.
+   *In-memory points* (an array, or the sample) are copied once into a
+   padded backend tensor `[chunks, rows, D]`, and a pass is one compiled
+   call over all chunks (`keras.ops.map`); the sums are recomputed from all
+   points when more than a third of them changed cluster, else only the
+   points that moved are gathered and their sums moved between clusters
+   (not under XLA, where every new count would be a new compiled shape).
+   *Streamed points* (a `Dataset` with `max_points_per_centroid=None`, and
+   the multi-replica `distribute` path) are fed chunk by chunk to one
+   compiled step that also returns the chunk's sums, counts and inertia.
+   The loop stops when the sum of squared centroid shifts is at most `tol`
+   times the mean per-feature variance of the data (scikit-learn's
+   criterion) or after `max_iter` iterations.  A last assignment pass
+   computes `inertia_` and `counts_` for the returned centroids.
 4. **Empty clusters.**  A cluster that receives no point is re-seeded from
    the points farthest from their centroid (distinct points, largest distance
    first; a running top list is kept while streaming, so no extra pass is
@@ -78,6 +85,40 @@ class NotFittedError(ValueError, AttributeError):
 # --------------------------------------------------------------------------
 
 
+def _nearest(x, centroids, x_sq=None):
+    """Nearest centroid and squared distance to it, per row.
+
+    The squared distance `||x||^2 - 2 x.c + ||c||^2` is smallest where the
+    score `x.c - ||c||^2 / 2` is largest, so only the `[B, K]` score matrix
+    is formed (one matmul and a broadcast subtraction) and reduced (`argmax`
+    and `max`; a gather of the arg-max entry or a bias column folded into the
+    matmul measured no faster on a 2-core CPU).
+
+    Args:
+        x: float32 tensor `[B, D]`.
+        centroids: float32 tensor `[K, D]`.
+        x_sq: optional float32 tensor `[B]`, the rows' squared norms
+            (computed from `x` if not given).
+
+    Returns:
+        Tuple `(assign, min_dist)`: `assign` `[B]` (int32) the nearest
+        centroid (the first one on ties) and `min_dist` `[B]` the squared
+        distance to it, clamped at 0.
+
+    Example:
+
+    >>> assign, min_dist = _nearest(keras.ops.ones((4, 2)), keras.ops.zeros((3, 2)))
+    """
+    ops = keras.ops
+    if x_sq is None:
+        x_sq = ops.sum(x * x, axis=1)
+    half_c_sq = 0.5 * ops.sum(centroids * centroids, axis=1)
+    scores = ops.matmul(x, ops.transpose(centroids)) - ops.expand_dims(half_c_sq, 0)
+    assign = ops.cast(ops.argmax(scores, axis=1), "int32")
+    min_dist = ops.maximum(x_sq - 2.0 * ops.max(scores, axis=1), 0.0)
+    return assign, min_dist
+
+
 def _lloyd_step(x, w, centroids):
     """One assignment step of Lloyd's algorithm on one padded chunk.
 
@@ -93,19 +134,87 @@ def _lloyd_step(x, w, centroids):
         squared distance to the nearest centroid, `min_dist` `[B]` that
         squared distance per row and `assign` `[B]` (int32) the nearest
         centroid per row.
+
+    Example:
+
+    >>> sums, counts, inertia, min_dist, assign = _lloyd_step(x, w, centroids)
     """
     ops = keras.ops
     k = centroids.shape[0]
-    x_sq = ops.sum(x * x, axis=1, keepdims=True)
-    c_sq = ops.sum(centroids * centroids, axis=1)
-    dots = ops.matmul(x, ops.transpose(centroids))
-    dist = ops.maximum(x_sq - 2.0 * dots + ops.expand_dims(c_sq, 0), 0.0)
-    assign = ops.cast(ops.argmin(dist, axis=1), "int32")
-    min_dist = ops.min(dist, axis=1)
+    assign, min_dist = _nearest(x, centroids)
     sums = ops.segment_sum(x * ops.expand_dims(w, 1), assign, num_segments=k)
     counts = ops.segment_sum(w, assign, num_segments=k)
     inertia = ops.sum(w * min_dist)
     return sums, counts, inertia, min_dist, assign
+
+
+def _resident_pass(chunks, chunks_sq, centroids):
+    """Nearest centroid for every point of a device-resident point set.
+
+    Args:
+        chunks: float32 tensor `[C, R, D]`: the points, padded with zero rows
+            to `C * R` rows and split into `C` chunks of `R` rows.
+        chunks_sq: float32 tensor `[C, R]`, the points' squared norms.
+        centroids: float32 tensor `[K, D]`.
+
+    Returns:
+        Tuple `(assign, min_dist)`, each `[C, R]` (`int32`, `float32`): the
+        nearest centroid and the squared distance to it, per point.
+
+    Example:
+
+    >>> assign, min_dist = _resident_pass(keras.ops.zeros((2, 8, 3)), keras.ops.zeros((2, 8)), keras.ops.ones((4, 3)))
+    """
+    return keras.ops.map(lambda chunk: _nearest(chunk[0], centroids, chunk[1]), (chunks, chunks_sq))
+
+
+def _cluster_sums(x, assign, n_clusters):
+    """Per-cluster sums and counts of the rows of `x`; rows assigned to the dummy id `n_clusters` are left out.
+
+    Args:
+        x: float32 tensor `[M, D]`.
+        assign: int32 tensor `[M]` of cluster ids in `0..n_clusters`.
+        n_clusters: the number of clusters `K` (a Python int).
+
+    Returns:
+        Tuple `(sums, counts)`: float32 `[K, D]` and int32 `[K]`.
+
+    Example:
+
+    >>> sums, counts = _cluster_sums(x, assign, n_clusters=256)
+    """
+    ops = keras.ops
+    sums = ops.segment_sum(x, assign, num_segments=n_clusters + 1)
+    counts = ops.segment_sum(ops.ones_like(assign), assign, num_segments=n_clusters + 1)
+    return sums[:n_clusters], counts[:n_clusters]
+
+
+def _sums_delta(x, rows, new, old, n_clusters):
+    """Change of the per-cluster sums and counts when `rows` move from `old` to `new` clusters.
+
+    Cluster id `n_clusters` is a dummy: a point entering from (or leaving
+    to) it is added (removed) only once, and padding rows use it on both
+    sides, so they cancel.
+
+    Args:
+        x: float32 tensor `[N, D]`, all points.
+        rows: int32 tensor `[M]`, the indices of the points that moved.
+        new: int32 tensor `[M]`, their new cluster ids (`0..n_clusters`).
+        old: int32 tensor `[M]`, their previous cluster ids (`0..n_clusters`).
+        n_clusters: the number of clusters `K` (a Python int).
+
+    Returns:
+        Tuple `(sums, counts)`: float32 `[K, D]` and int32 `[K]`, to be
+        added to the running sums and counts.
+
+    Example:
+
+    >>> sums, counts = _sums_delta(x, rows, new, old, n_clusters=256)
+    """
+    points = keras.ops.take(x, rows, axis=0)
+    sums_in, counts_in = _cluster_sums(points, new, n_clusters)
+    sums_out, counts_out = _cluster_sums(points, old, n_clusters)
+    return sums_in - sums_out, counts_in - counts_out
 
 
 def _on_accelerator():
@@ -188,12 +297,67 @@ class _ArraySource:
             )
 
 
+class _ResidentPoints:
+    """An in-memory point set held as one backend tensor for the whole fit.
+
+    Lloyd's iterations on an array (the whole array, or the sample drawn from
+    it) do not stream the points from the host on every pass: the points are
+    converted once, padded with zero rows to whole chunks, and each pass is
+    one compiled call over all chunks (`_resident_pass`).  The per-cluster
+    sums and counts are kept up to date incrementally: after a pass only the
+    points whose nearest centroid changed are gathered and moved between
+    clusters (`_sums_delta`); the running totals are float64 on the host.
+
+    Args:
+        array: float32 C-contiguous NumPy array `[n, D]` (already validated).
+        rows: rows per chunk.
+
+    Example:
+
+    >>> points = _ResidentPoints(np.zeros((10, 2), np.float32), rows=4)
+    >>> points.n_points, tuple(points.chunks3d.shape)
+    (10, (3, 4, 2))
+    """
+
+    is_dataset = False
+
+    def __init__(self, array, rows):
+        n, d = array.shape
+        n_chunks = -(-n // rows)
+        self.array = array
+        self.n_points, self.dim, self.rows = n, d, rows
+        if n_chunks * rows != n:
+            padded = np.zeros((n_chunks * rows, d), np.float32)
+            padded[:n] = array
+        else:
+            padded = array
+        self.x = keras.ops.convert_to_tensor(padded)
+        self.chunks3d = keras.ops.reshape(self.x, (n_chunks, rows, d))
+        sq = np.einsum("ij,ij->i", padded, padded)  # constant: computed once, not on every pass
+        self.chunks_sq = keras.ops.convert_to_tensor(sq.reshape(n_chunks, rows))
+        self.assign = self.sums = self.counts = None
+
+    def reset(self, n_clusters):
+        """Starts a new run: no point assigned (dummy cluster `n_clusters`), zero sums and counts."""
+        self.assign = np.full(self.n_points, n_clusters, np.int32)
+        self.sums = np.zeros((n_clusters, self.dim), np.float64)
+        self.counts = np.zeros(n_clusters, np.float64)
+
+    def chunks(self, rows):
+        """Yields the host array in chunks of `rows` rows (as `_ArraySource.chunks`)."""
+        return _ArraySource(self.array, validated=True).chunks(rows)
+
+
 class _DatasetSource:
     """Chunk source over a `tf.data.Dataset` of `[b, n_features]` batches.
 
     The dataset's batches are re-batched to exactly `rows` rows (the last
-    chunk may be shorter), so the chunks -- and hence all results -- are the
-    same as for the equivalent array, whatever the dataset's batch size.
+    chunk may be shorter), so the chunks -- and hence all results -- do not
+    depend on the dataset's batch size.  A dataset that is sampled gives
+    the same results as the same points in an array; one that Lloyd streams
+    (`max_points_per_centroid=None`) sums each chunk and an array's points
+    are summed incrementally (`_ResidentPoints`), so the two agree up to
+    float32 rounding of the per-cluster sums.
 
     Args:
         ds: the dataset.
@@ -582,6 +746,7 @@ class KMeans:
         self.verbose = int(verbose)
         self.init = self._check_init(init)
         self._step = None
+        self._resident = None
 
     def _check_init(self, init):
         if isinstance(init, str):
@@ -623,7 +788,7 @@ class KMeans:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_step"] = None  # compiled functions are not picklable
+        state["_step"] = state["_resident"] = None  # compiled functions are not picklable
         state["distribute"] = None  # nor are strategies
         return state
 
@@ -641,38 +806,56 @@ class KMeans:
             return 16384
         return int(min(16384, max(1024, 2**22 // self.n_clusters)))
 
+    def _xla(self):
+        """Whether `_compile` uses XLA: always on JAX, per `jit_compile` on TensorFlow."""
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            return _on_accelerator() if self.jit_compile == "auto" else self.jit_compile
+        return backend == "jax"
+
+    def _compile(self, fn):
+        """Compiles `fn` for the backend: `tf.function` (XLA per `jit_compile`), `jax.jit`, else as is."""
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            # A fresh partial per instance: tf.function's "frequent retracing"
+            # detector is keyed by the function's code object, so it would
+            # otherwise count the (single) trace of every KMeans instance
+            # against the shared function and warn.
+            return tf.function(functools.partial(fn), jit_compile=self._xla(), reduce_retracing=True)
+        if backend == "jax":
+            import jax
+
+            return jax.jit(fn)
+        return fn
+
     def _get_step(self):
         """Returns the Lloyd step, compiled once for this instance."""
         if self._step is None:
-            backend = keras.backend.backend()
-            if backend == "tensorflow":
-                import tensorflow as tf
-
-                # A fresh partial per instance: tf.function's "frequent
-                # retracing" detector is keyed by the function's code object,
-                # so it would otherwise count the (single) trace of every
-                # KMeans instance against `_lloyd_step` and warn.
-                jit = self.jit_compile
-                if jit == "auto":
-                    jit = _on_accelerator()
-                self._step = tf.function(
-                    functools.partial(_lloyd_step),
-                    jit_compile=jit,
-                    reduce_retracing=True,
-                )
-                if self.distribute is not None and self.distribute.num_replicas_in_sync > 1:
-                    from layerwise_keras.distribute import replicated_step
-
-                    self._step = replicated_step(self.distribute, self._step)
-            elif self.distribute is not None:
+            if self.distribute is not None and keras.backend.backend() != "tensorflow":
                 raise ValueError("KMeans(distribute=...) takes a tf.distribute.Strategy: TensorFlow backend only.")
-            elif backend == "jax":
-                import jax
+            self._step = self._compile(_lloyd_step)
+            if self.distribute is not None and self.distribute.num_replicas_in_sync > 1:
+                from layerwise_keras.distribute import replicated_step
 
-                self._step = jax.jit(_lloyd_step)
-            else:
-                self._step = _lloyd_step
+                self._step = replicated_step(self.distribute, self._step)
         return self._step
+
+    def _resident_fns(self):
+        """The compiled `_resident_pass`, `_cluster_sums` and `_sums_delta` of this instance."""
+        if self._resident is None:
+            k = self.n_clusters
+            self._resident = (
+                self._compile(_resident_pass),
+                self._compile(functools.partial(_cluster_sums, n_clusters=k)),
+                self._compile(functools.partial(_sums_delta, n_clusters=k)),
+            )
+        return self._resident
+
+    def _use_resident(self):
+        """Whether Lloyd runs on device-resident points (not with a multi-replica `distribute`)."""
+        return self.distribute is None or self.distribute.num_replicas_in_sync == 1
 
     def _run_chunk(self, chunk, rows, centroids):
         """Pads `chunk` to `rows` rows and runs the step; returns NumPy outputs."""
@@ -689,6 +872,8 @@ class KMeans:
 
     def _assign_pass(self, source, rows, centroids, n_track):
         """One pass: float64 sums/counts/inertia and the farthest points."""
+        if isinstance(source, _ResidentPoints):
+            return self._resident_assign_pass(source, centroids, n_track)
         k, d = centroids.shape
         sums = np.zeros((k, d), np.float64)
         counts = np.zeros(k, np.float64)
@@ -703,6 +888,49 @@ class KMeans:
             if far is not None:
                 far.update(min_dist[:b], chunk, assign[:b])
         return sums, counts, inertia, far
+
+    def _resident_assign_pass(self, source, centroids, n_track):
+        """`_assign_pass` on a `_ResidentPoints`: one compiled call, then the sums of the points that moved.
+
+        When more than a third of the points changed cluster (always on a
+        run's first pass), the sums are recomputed from all points instead
+        of moving the changed ones (one segment sum instead of a gather and
+        two).  Under XLA (JAX, or TensorFlow on a GPU/TPU) they are always
+        recomputed: each new number of moved points would be a new compiled
+        shape, and a segment sum over all points is cheap on an accelerator.
+        """
+        pass_fn, sums_fn, delta_fn = self._resident_fns()
+        to_tensor, to_numpy = keras.ops.convert_to_tensor, keras.ops.convert_to_numpy
+        k, n = self.n_clusters, source.n_points
+        assign, min_dist = pass_fn(source.chunks3d, source.chunks_sq, to_tensor(centroids))
+        assign = to_numpy(assign).reshape(-1)
+        min_dist = to_numpy(min_dist).reshape(-1)[:n]
+        assign[n:] = k  # padding rows: the dummy cluster
+        moved = np.flatnonzero(assign[:n] != source.assign).astype(np.int32)
+        if 3 * moved.size > n or (moved.size and self._xla()):
+            sums, counts = sums_fn(source.x, to_tensor(assign))
+            source.sums = to_numpy(sums).astype(np.float64)
+            source.counts = to_numpy(counts).astype(np.float64)
+        elif moved.size:
+            # Pad to a power of two (>= 1024) so the compiled delta sees few shapes.
+            size = max(1024, 1 << int(moved.size - 1).bit_length())
+            rows = np.zeros(size, np.int32)
+            new = np.full(size, k, np.int32)
+            old = new.copy()
+            rows[: moved.size] = moved
+            new[: moved.size] = assign[moved]
+            old[: moved.size] = source.assign[moved]
+            sums, counts = delta_fn(source.x, to_tensor(rows), to_tensor(new), to_tensor(old))
+            source.sums += to_numpy(sums)
+            source.counts += to_numpy(counts)
+        assign = assign[:n]
+        source.assign = assign
+        inertia = float(np.sum(min_dist, dtype=np.float64))
+        far = None
+        if n_track > 0 and np.any(source.counts == 0):  # only needed to re-seed empty clusters
+            far = _FarthestPoints(n_track)
+            far.update(min_dist, source.array, assign)
+        return source.sums.copy(), source.counts.copy(), inertia, far
 
     # -- fit -----------------------------------------------------------------
 
@@ -737,6 +965,8 @@ class KMeans:
 
     def _lloyd(self, source, rows, centroids, tol_abs):
         n_track = self.n_clusters - 1
+        if isinstance(source, _ResidentPoints):
+            source.reset(self.n_clusters)
         n_reseeded, converged, n_iter = 0, False, 0
         for it in range(1, self.max_iter + 1):
             sums, counts, inertia, far = self._assign_pass(
@@ -850,8 +1080,11 @@ class KMeans:
                     f"(n_clusters={k} x max_points_per_centroid={mppc}); set "
                     "max_points_per_centroid=None to use all points.",
                 )
-            lloyd_source = _ArraySource(points, validated=True)
             n_lloyd = points.shape[0]
+            if self._use_resident():
+                lloyd_source = _ResidentPoints(points, min(self._chunk_rows(), n_lloyd))
+            else:
+                lloyd_source = _ArraySource(points, validated=True)
             init_points = points
             moments = _Moments()
             for chunk in lloyd_source.chunks(self._chunk_rows()):

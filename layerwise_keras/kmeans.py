@@ -90,9 +90,11 @@ def _nearest(x, centroids, x_sq=None):
 
     The squared distance `||x||^2 - 2 x.c + ||c||^2` is smallest where the
     score `x.c - ||c||^2 / 2` is largest, so only the `[B, K]` score matrix
-    is formed (one matmul and a broadcast subtraction) and reduced (`argmax`
-    and `max`; a gather of the arg-max entry or a bias column folded into the
-    matmul measured no faster on a 2-core CPU).
+    is formed (one matmul and a broadcast subtraction) and reduced once
+    (`top_k(1)` on TensorFlow, `argmax` and `max` elsewhere; on a 2-core CPU
+    TensorFlow's pass took 218 ms with `top_k` against 337 ms with Keras'
+    `argmax` at 500,000 x 64 points and K = 256; a gather of the arg-max
+    entry or a bias column folded into the matmul were no faster).
 
     Args:
         x: float32 tensor `[B, D]`.
@@ -114,8 +116,15 @@ def _nearest(x, centroids, x_sq=None):
         x_sq = ops.sum(x * x, axis=1)
     half_c_sq = 0.5 * ops.sum(centroids * centroids, axis=1)
     scores = ops.matmul(x, ops.transpose(centroids)) - ops.expand_dims(half_c_sq, 0)
-    assign = ops.cast(ops.argmax(scores, axis=1), "int32")
-    min_dist = ops.maximum(x_sq - 2.0 * ops.max(scores, axis=1), 0.0)
+    if keras.backend.backend() == "tensorflow":
+        # Keras' TensorFlow argmax adds a -0.0 fix (four more elementwise passes over [B, K], not
+        # fused without XLA); top_k(1) is one pass and gives the max too (ties: the lower index).
+        best, assign = ops.top_k(scores, 1, sorted=False)
+        best, assign = best[:, 0], ops.cast(assign[:, 0], "int32")
+    else:
+        assign = ops.cast(ops.argmax(scores, axis=1), "int32")
+        best = ops.max(scores, axis=1)
+    min_dist = ops.maximum(x_sq - 2.0 * best, 0.0)
     return assign, min_dist
 
 

@@ -516,20 +516,37 @@ class _Moments:
 
     def update(self, chunk):
         c = chunk.astype(np.float64)
-        b = c.shape[0]
         mean = c.mean(axis=0)
-        m2 = np.square(c - mean).sum(axis=0)
-        if self.n == 0:
-            self.n, self.mean, self.m2 = b, mean, m2
+        self.merge(c.shape[0], mean, np.square(c - mean).sum(axis=0))
+
+    def merge(self, n, mean, m2):
+        """Adds another set's count, per-feature mean and sum of squared deviations."""
+        if n == 0:
             return
-        total = self.n + b
+        if self.n == 0:
+            self.n, self.mean, self.m2 = n, mean, m2
+            return
+        total = self.n + n
         delta = mean - self.mean
-        self.mean = self.mean + delta * (b / total)
-        self.m2 = self.m2 + m2 + np.square(delta) * (self.n * b / total)
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2 + np.square(delta) * (self.n * n / total)
         self.n = total
 
     def mean_variance(self):
         return float(np.mean(self.m2 / self.n)) if self.n else 0.0
+
+
+def _all_process_moments(moments, dim):
+    """The moments of all processes' points (merged in process order, so identical on every process)."""
+    from layerwise_keras import distribute_jax
+
+    row = np.zeros(1 + 2 * dim, np.float64)
+    if moments.n:
+        row[0], row[1 : 1 + dim], row[1 + dim :] = moments.n, moments.mean, moments.m2
+    merged = _Moments()
+    for r in distribute_jax.process_allgather(row[None]):
+        merged.merge(int(r[0]), r[1 : 1 + dim], r[1 + dim :])
+    return merged
 
 
 class _FarthestPoints:
@@ -690,10 +707,19 @@ class KMeans:
             the resulting timings against scikit-learn and faiss).
         verbose: int, 0 = silent, 1 = summary lines, 2 = one line per
             iteration.
-        distribute: a `tf.distribute.Strategy` (TensorFlow backend) to run
-            the step on all its replicas, each on a slice of every chunk,
-            with the sums, counts and inertia all-reduced
-            (`layerwise_keras.distribute`); None for one device.
+        distribute: None (one device); a `tf.distribute.Strategy`
+            (TensorFlow backend) to run the step on all its replicas, each on
+            a slice of every chunk, with the sums, counts and inertia
+            all-reduced (`layerwise_keras.distribute`); or `"processes"`
+            (JAX backend, several processes under `keras.distribution`):
+            every process calls `fit` with its own shard of the points, and
+            the point counts, moments, per-cluster sums, counts and inertia
+            are all-reduced over the processes each iteration
+            (`layerwise_keras.distribute_jax`); k-means++ seeds on the union
+            of the processes' samples (each draws
+            `ceil(n_clusters * max_points_per_centroid / processes)` points)
+            and empty clusters are re-seeded from the farthest points of all
+            processes, so every process ends with the same centroids.
 
     Attributes (after `fit`):
         cluster_centers_: float32 array `[K, D]`.
@@ -751,6 +777,12 @@ class KMeans:
         if not (isinstance(jit_compile, bool) or jit_compile == "auto"):
             raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}.")
         self.jit_compile = jit_compile
+        if not (distribute is None or distribute == "processes" or hasattr(distribute, "num_replicas_in_sync")):
+            raise ValueError(
+                f"distribute must be None, a tf.distribute.Strategy or 'processes', got {distribute!r}."
+            )
+        if distribute == "processes" and keras.backend.backend() != "jax":
+            raise ValueError("KMeans(distribute='processes') needs the JAX backend (several JAX processes).")
         self.distribute = distribute
         self.verbose = int(verbose)
         self.init = self._check_init(init)
@@ -798,7 +830,8 @@ class KMeans:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_step"] = state["_resident"] = None  # compiled functions are not picklable
-        state["distribute"] = None  # nor are strategies
+        if state["distribute"] != "processes":
+            state["distribute"] = None  # nor are strategies
         return state
 
     def _log(self, level, msg):
@@ -842,10 +875,10 @@ class KMeans:
     def _get_step(self):
         """Returns the Lloyd step, compiled once for this instance."""
         if self._step is None:
-            if self.distribute is not None and keras.backend.backend() != "tensorflow":
+            if self._replicas() > 1 and keras.backend.backend() != "tensorflow":
                 raise ValueError("KMeans(distribute=...) takes a tf.distribute.Strategy: TensorFlow backend only.")
             self._step = self._compile(_lloyd_step)
-            if self.distribute is not None and self.distribute.num_replicas_in_sync > 1:
+            if self._replicas() > 1:
                 from layerwise_keras.distribute import replicated_step
 
                 self._step = replicated_step(self.distribute, self._step)
@@ -864,7 +897,36 @@ class KMeans:
 
     def _use_resident(self):
         """Whether Lloyd runs on device-resident points (not with a multi-replica `distribute`)."""
-        return self.distribute is None or self.distribute.num_replicas_in_sync == 1
+        return self._replicas() == 1
+
+    def _replicas(self):
+        """Replicas of the `tf.distribute` strategy (1 without one)."""
+        return 1 if self.distribute in (None, "processes") else self.distribute.num_replicas_in_sync
+
+    def _processes(self):
+        """JAX processes clustering together (1 unless `distribute="processes"` under `jax.distributed`)."""
+        if self.distribute != "processes":
+            return 1
+        from layerwise_keras import distribute_jax
+
+        return distribute_jax.process_count()
+
+    def _reduce_pass(self, sums, counts, inertia, far, n_track):
+        """Sums one pass's results over the processes; the farthest points of all processes if a cluster is empty."""
+        from layerwise_keras import distribute_jax
+
+        sums, counts, inertia = distribute_jax.process_sum([sums, counts, np.float64(inertia)])
+        if n_track > 0 and np.any(counts == 0):  # the same decision on every process
+            if far is None or far.dist is None:  # no point here: take part with empty arrays
+                d = sums.shape[1]
+                local = (np.zeros(0, np.float32), np.zeros((0, d), np.float32), np.zeros(0, np.int32))
+            else:
+                local = (far.dist, far.rows, far.assign)
+            far = _FarthestPoints(n_track)
+            far.update(*(distribute_jax.process_allgather(a) for a in local))
+        else:
+            far = None
+        return sums, counts, float(inertia), far
 
     def _run_chunk(self, chunk, rows, centroids):
         """Pads `chunk` to `rows` rows and runs the step; returns NumPy outputs."""
@@ -936,7 +998,8 @@ class KMeans:
         source.assign = assign
         inertia = float(np.sum(min_dist, dtype=np.float64))
         far = None
-        if n_track > 0 and np.any(source.counts == 0):  # only needed to re-seed empty clusters
+        # Only needed to re-seed empty clusters (of all processes' points, under distribute="processes").
+        if n_track > 0 and (np.any(source.counts == 0) or self._processes() > 1):
             far = _FarthestPoints(n_track)
             far.update(min_dist, source.array, assign)
         return source.sums.copy(), source.counts.copy(), inertia, far
@@ -981,6 +1044,8 @@ class KMeans:
             sums, counts, inertia, far = self._assign_pass(
                 source, rows, centroids, n_track
             )
+            if self._processes() > 1:
+                sums, counts, inertia, far = self._reduce_pass(sums, counts, inertia, far, n_track)
             new, n_empty = _update_centroids(sums, counts, centroids, far)
             n_reseeded += n_empty
             diff = new.astype(np.float64) - centroids.astype(np.float64)
@@ -994,7 +1059,9 @@ class KMeans:
             if shift <= tol_abs:
                 converged = True
                 break
-        _, counts, inertia, _ = self._assign_pass(source, rows, centroids, 0)
+        sums, counts, inertia, _ = self._assign_pass(source, rows, centroids, 0)
+        if self._processes() > 1:
+            _, counts, inertia, _ = self._reduce_pass(sums, counts, inertia, None, 0)
         return dict(
             centroids=centroids,
             inertia=inertia,
@@ -1042,7 +1109,20 @@ class KMeans:
             capacity = k * mppc
         else:  # the whole array is the sample
             capacity = None
+        procs = self._processes()
+        if procs > 1 and capacity is not None:  # each process samples its share
+            capacity = -(-capacity // procs)
         n, dim, n_bad, sample, moments = self._scan(source, capacity, streamed)
+        if procs > 1:
+            from layerwise_keras import distribute_jax
+
+            local = np.array([n, n_bad, int(n == 0)], np.int64)
+            n, n_bad, n_idle = (int(v) for v in distribute_jax.process_sum([local])[0])
+            if n_idle and n:
+                raise ValueError(
+                    f"k-means with distribute='processes': {n_idle} of {procs} processes passed no "
+                    "points; every process needs at least one."
+                )
 
         if n == 0:
             raise ValueError(
@@ -1071,6 +1151,8 @@ class KMeans:
         if streamed:
             lloyd_source, n_lloyd = source, n
             init_points = sample.result()
+            if procs > 1:
+                moments = _all_process_moments(moments, dim)
             tol_abs = self.tol * moments.mean_variance()
             self._log(
                 1,
@@ -1098,7 +1180,16 @@ class KMeans:
             moments = _Moments()
             for chunk in lloyd_source.chunks(self._chunk_rows()):
                 moments.update(chunk)
+            if procs > 1:
+                moments = _all_process_moments(moments, dim)
+                n_lloyd = moments.n
             tol_abs = self.tol * moments.mean_variance()
+        if procs > 1 and isinstance(self.init, str):  # seed on the union of the processes' samples
+            seeding = -(-k * _INIT_POINTS_PER_CENTROID // procs)
+            if init_points.shape[0] > seeding:
+                keep = np.random.default_rng(self.seed).choice(init_points.shape[0], seeding, replace=False)
+                init_points = init_points[np.sort(keep)]
+            init_points = distribute_jax.process_allgather(init_points)
 
         rows = min(self._chunk_rows(), n_lloyd)
         n_runs = self.n_init if isinstance(self.init, str) else 1

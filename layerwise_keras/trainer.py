@@ -222,6 +222,19 @@ def _replicated_strategy(model):
     return strategy if strategy is not None and strategy.num_replicas_in_sync > 1 else None
 
 
+def _kmeans_distribute(model):
+    """What the stage's k-means runs on: the model's replicated strategy, `"processes"` (several JAX processes), or None."""
+    strategy = _replicated_strategy(model)
+    if strategy is not None:
+        return strategy
+    if keras.backend.backend() == "jax":
+        from layerwise_keras.distribute_jax import process_count
+
+        if process_count() > 1:
+            return "processes"
+    return None
+
+
 def _strategy_scope(model):
     """Where new layers and optimizer variables are created: the model's strategy scope, if any."""
     strategy = _strategy(model)
@@ -281,6 +294,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         kmeans_data: the training images the embeddings are clustered on:
             a float array `[n, H, W, C]` or a batched `tf.data.Dataset`
             yielding images or `(images, labels)`. Streamed batch by batch.
+            With several JAX processes (`keras.distribution`), each process's
+            own images: k-means then runs with `distribute="processes"`.
         kmeans_batch_size: batch size used to embed array `kmeans_data`.
         seed: int, seeds weight initialisation and k-means.
         verbose: 0 silent, 1 one line per stage.
@@ -367,7 +382,9 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         if not config:
             raise RuntimeError("LayerwiseTrainer: compile the model before calling fit.")
         model.compile_from_config(config)
-        if _replicated_strategy(model) is not None:
+        if _replicated_strategy(model) is not None or keras.distribution.distribution() is not None:
+            # Under keras.distribution (JAX) the train function's shardings are fixed when it is made,
+            # so the new optimizer's and metrics' variables must exist by then.
             self._build_compiled_state(model)
         model.make_train_function(force=True)
 
@@ -375,9 +392,11 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         """Builds the fresh optimizer's, loss' and metrics' variables before the next train step.
 
         Under `tf.distribute`, variables created lazily inside the train step
-        would be created in a replica context, which fails; `fit` builds them
-        symbolically before training, and this does the same after a stage
-        is added (with a class-id label batch, or one-hot if the loss wants it).
+        would be created in a replica context, which fails, and under
+        `keras.distribution` (JAX) the train function's shardings would miss
+        them; `fit` builds them symbolically before training, and this does
+        the same after a stage is added (with a class-id label batch, or
+        one-hot if the loss wants it).
         """
         x = np.zeros((1,) + tuple(model.input_shape[1:]), "float32")
         labels = (np.zeros((1,), "int32"), np.zeros((1, self.num_classes), "float32"))
@@ -533,7 +552,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         stream = _EmbeddingStream(
             lambda images: prefix(images, training=False), self.kmeans_data, self.kmeans_batch_size
         )
-        kmeans, figures = cluster_stage(stage, index + 1, stream, self.seed, distribute=_replicated_strategy(model))
+        kmeans, figures = cluster_stage(stage, index + 1, stream, self.seed, distribute=_kmeans_distribute(model))
 
         # Freeze the stage, drop its readout, append the assignment and the next stage.
         conv.trainable = False
@@ -562,8 +581,8 @@ def cluster_stage(stage, n, stream, seed=0, distribute=None):
             stage in errors).
         stream: the embeddings `[points, dim]`: anything `KMeans.fit` takes.
         seed: the growth's seed.
-        distribute: a `tf.distribute.Strategy` for `KMeans(distribute=...)`,
-            or None.
+        distribute: what `KMeans(distribute=...)` takes: a
+            `tf.distribute.Strategy`, `"processes"`, or None.
 
     Returns:
         `(kmeans, figures)`: the fitted `KMeans` and the per-stage figures

@@ -382,3 +382,13 @@ def test_duck_typed_stream_matches_array(mppc):
         assert np.array_equal(a.cluster_centers_, b.cluster_centers_)
     else:  # streamed: per-chunk sums vs the array's incremental sums
         assert_same_up_to_rounding(a, b)
+
+
+def test_distribute_argument_is_checked():
+    import keras
+
+    with pytest.raises(ValueError, match="distribute must be None, a tf.distribute.Strategy or 'processes'"):
+        KMeans(3, distribute="gpus")
+    if keras.backend.backend() != "jax":
+        with pytest.raises(ValueError, match="needs the JAX backend"):
+            KMeans(3, distribute="processes")

@@ -392,3 +392,16 @@ def test_distribute_argument_is_checked():
     if keras.backend.backend() != "jax":
         with pytest.raises(ValueError, match="needs the JAX backend"):
             KMeans(3, distribute="processes")
+
+
+def test_xla_compiled_passes_match_graph(blobs):
+    # jit_compile=True is what a GPU/TPU gets by default ("auto"): the resident pass and the sums under XLA
+    # (sums always recomputed there) must give the clustering of the plain graph.
+    x, centers = blobs
+    init = centers + 0.5
+    a = KMeans(K, init=init, max_iter=6, tol=0.0, max_points_per_centroid=None, batch_size=700).fit(x)
+    b = KMeans(K, init=init, max_iter=6, tol=0.0, max_points_per_centroid=None, batch_size=700,
+               jit_compile=True).fit(x)
+    assert b._xla()
+    assert_same_up_to_rounding(a, b)
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))

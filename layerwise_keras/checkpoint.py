@@ -29,6 +29,7 @@ import os
 import shutil
 
 import keras
+import numpy as np
 
 LATEST = "LATEST"
 MODEL_FILE = "model.keras"
@@ -46,7 +47,7 @@ def _json_safe(value):
 
 
 class GrowthCheckpoint(keras.callbacks.Callback):
-    """Saves the growing model and the trainer's progress at every epoch end.
+    """Saves the growing model and the trainer's progress at epoch ends (every epoch by default).
 
     Put it after the `LayerwiseTrainer` in `callbacks` (the trainer grows the
     model at a stage end; the checkpoint must see the grown model).
@@ -58,6 +59,10 @@ class GrowthCheckpoint(keras.callbacks.Callback):
             configuration; `resume` compares it with the one given).
         history: per-epoch logs of the epochs before this `fit` (a resumed
             run passes the checkpoint's), so `self.history` covers them all.
+        every: int >= 1, save after every `every`-th epoch (counted from the
+            growth's first epoch), and always after each stage's last epoch
+            and the growth's last epoch. A resumed run repeats the epochs
+            after the last save.
 
     Returns:
         A callback; `self.history` is the list of per-epoch logs.
@@ -67,15 +72,40 @@ class GrowthCheckpoint(keras.callbacks.Callback):
     >>> model.fit(..., callbacks=[trainer, GrowthCheckpoint("ckpt", trainer, config)])
     """
 
-    def __init__(self, folder, trainer, config, history=()):
+    def __init__(self, folder, trainer, config, history=(), every=1):
         super().__init__()
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"GrowthCheckpoint: every must be an integer >= 1, got {every!r}.")
         self.folder = os.fspath(folder)
         self.trainer = trainer
         self.config = config
         self.history = [dict(h) for h in history]
+        self.every = int(every)
+
+    def due(self, epoch):
+        """Whether the checkpoint is written after 0-based `epoch`.
+
+        Args:
+            epoch: 0-based epoch index of the growth.
+
+        Returns:
+            True after every `every`-th epoch, each stage's last epoch and the
+            growth's last epoch.
+
+        Example:
+
+        >>> GrowthCheckpoint("ckpt", trainer, config, every=4).due(3)
+        True
+        """
+        stage_ends = {int(e) for e in self.trainer._last_epoch_of_stage}
+        return (epoch + 1) % self.every == 0 or epoch in stage_ends or epoch + 1 == self.trainer.total_epochs
 
     def on_epoch_end(self, epoch, logs=None):
         self.history.append({k: _json_safe(v) for k, v in (logs or {}).items()})
+        if self.due(epoch):
+            self._save(epoch)
+
+    def _save(self, epoch):
         name = f"epoch_{epoch + 1:04d}"
         os.makedirs(self.folder, exist_ok=True)
         partial = os.path.join(self.folder, name + ".partial")

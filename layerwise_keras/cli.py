@@ -1,7 +1,7 @@
 """The `layerwise-keras` command line.
 
 ```
-layerwise-keras train --dataset hierarchical_digits --output saved_models/digits [--config FILE.json] [--seed N] [--overwrite | --resume]
+layerwise-keras train --dataset hierarchical_digits --output saved_models/digits [--config FILE.json] [--seed N] [--overwrite | --resume] [--checkpoint-every N]
 layerwise-keras baseline --config hierarchical_digits --output saved_models/digits_e2e [--seed N] [--overwrite]
 layerwise-keras samples --config hierarchical_digits --output docs/images/hierarchical_digits.png
 layerwise-keras report saved_models/digits [--output DIR] [--overwrite]
@@ -32,6 +32,8 @@ def _parser():
     train.add_argument("--overwrite", action="store_true", help="replace artifacts in a non-empty --output")
     train.add_argument("--resume", action="store_true",
                        help="continue an interrupted run in --output from its last completed epoch (same command)")
+    train.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+                       help="write the resume checkpoint every N epochs and at every stage end (default 1)")
     train.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1 or 2)")
     train.add_argument("--baseline", action="store_true", help="also train the end-to-end SGD baseline")
     baseline = sub.add_parser("baseline", help="train the config's network end to end by SGD (no clustering)")
@@ -199,7 +201,7 @@ def main(argv=None):
             )
         check_output_dir(args.output, args.overwrite, args.resume)
         metrics = run(config, args.output, overwrite=args.overwrite, seed=args.seed, verbose=args.verbose,
-                      baseline=args.baseline, resume=args.resume)
+                      baseline=args.baseline, resume=args.resume, checkpoint_every=args.checkpoint_every)
     except (ValueError, FileExistsError, FileNotFoundError, PermissionError) as err:
         print(f"layerwise-keras: error: {err}", file=sys.stderr)
         return 2

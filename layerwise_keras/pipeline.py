@@ -331,7 +331,7 @@ def check_splits(splits):
         raise ValueError(f"splits: the image shapes differ between splits: {shapes}.")
 
 
-def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, resume=False):
+def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, resume=False, checkpoint_every=1):
     """Grows and evaluates a model in memory (files only with `checkpoint_dir`).
 
     Args:
@@ -346,6 +346,8 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
             order depends on the epoch only); not with `"cache": true`.
         resume: continue from the latest checkpoint in `checkpoint_dir`
             (which must exist and hold this same `config`).
+        checkpoint_every: int >= 1, write the checkpoint after every this
+            many epochs (and at every stage end and the last epoch).
 
     Returns:
         `(model, figures)`: the grown `keras.Sequential`, and a dict with
@@ -400,7 +402,7 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
     if checkpoint_dir is not None:
         from layerwise_keras.checkpoint import GrowthCheckpoint
 
-        extra.append(GrowthCheckpoint(checkpoint_dir, trainer, config, history=past))
+        extra.append(GrowthCheckpoint(checkpoint_dir, trainer, config, history=past, every=checkpoint_every))
     history, train_seconds, test_accuracy = _fit_and_test(
         model, config, splits, seed, [trainer, *extra], trainer.total_epochs, verbose,
         initial_epoch=initial_epoch, arrays=checkpoint_dir is not None,
@@ -484,7 +486,7 @@ def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
     }
 
 
-def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=False, resume=False):
+def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=False, resume=False, checkpoint_every=1):
     """Grows, evaluates and exports a model as a configuration describes.
 
     `metrics.json` also holds `history`, the per-epoch `loss`, `accuracy`,
@@ -502,11 +504,15 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=Fals
         baseline: also train the end-to-end SGD baseline and record it.
         resume: continue an interrupted run of the same config from the
             checkpoint in `output_dir/checkpoint/` (see below).
+        checkpoint_every: int >= 1, checkpoint after every this many epochs
+            (and at every stage end and the last epoch) instead of every
+            epoch; a resumed run repeats the epochs after the last one.
 
-    Growth is checkpointed at every epoch end into `output_dir/checkpoint/`
-    (`layerwise_keras.checkpoint`), except with `"cache": true`. If the
-    process dies, `run(..., resume=True)` (`train --resume`) continues from
-    the last completed epoch; the grown model then equals that of an
+    Growth is checkpointed at every epoch end (or per `checkpoint_every`)
+    into `output_dir/checkpoint/` (`layerwise_keras.checkpoint`), except with
+    `"cache": true`. If the process dies, `run(..., resume=True)`
+    (`train --resume`) continues from the last checkpointed epoch; the grown
+    model then equals that of an
     uninterrupted run with the same seed. Without `resume`, a folder holding a
     checkpoint is refused (unless `overwrite`, which deletes it). The
     checkpoint is deleted once the artifacts are written. With `baseline`, the
@@ -521,11 +527,14 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=Fals
     >>> metrics = run(load_config("hierarchical_digits"), "saved_models/digits")
     >>> metrics["test_accuracy"]
     """
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every (--checkpoint-every) must be an integer >= 1, got {checkpoint_every!r}.")
     config, seed, splits = _prepare(config, output_dir, overwrite, seed, resume)
     checkpoint_dir = None if config.get("cache") else os.path.join(output_dir, CHECKPOINT)
     if resume and checkpoint_dir is None:
         raise ValueError("resume: runs with \"cache\": true are not checkpointed, so they cannot be resumed.")
-    model, figures = grow(config, splits, seed=seed, verbose=verbose, checkpoint_dir=checkpoint_dir, resume=resume)
+    model, figures = grow(config, splits, seed=seed, verbose=verbose, checkpoint_dir=checkpoint_dir, resume=resume,
+                          checkpoint_every=checkpoint_every)
     base = end_to_end(config, splits, seed=seed, verbose=verbose)[1] if baseline else None
     metrics = {
         "stages": figures["stages"],

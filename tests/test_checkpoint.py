@@ -181,3 +181,36 @@ def test_trainer_restore_checks_the_stage_count():
     with pytest.raises(ValueError, match="epochs_done"):
         trainer.restore([], 4)
     assert trainer.restore([{"stage": 1}], 2).stage_results == [{"stage": 1}]
+
+
+def test_checkpoint_every_saves_at_its_period_and_every_stage_end(tmp_path, monkeypatch):
+    # RESUME_CONFIG's stages train 2, 5 and 2 epochs: stage ends after epochs 2, 7 and 9 (1-based).
+    x = np.zeros((4, 9, 9, 1), np.float32)
+    trainer = LayerwiseTrainer([Stage.from_config(s) for s in RESUME_CONFIG["stages"]], 2, kmeans_data=x)
+    every3 = checkpoint.GrowthCheckpoint(tmp_path, trainer, {}, every=3)
+    assert [e + 1 for e in range(trainer.total_epochs) if every3.due(e)] == [2, 3, 6, 7, 9]
+    every1 = checkpoint.GrowthCheckpoint(tmp_path, trainer, {})
+    assert all(every1.due(e) for e in range(trainer.total_epochs))
+    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+        checkpoint.GrowthCheckpoint(tmp_path, trainer, {}, every=0)
+
+    # In a real growth: the saves happen where `due` says, and the history still has every epoch.
+    saved = []
+    save = checkpoint.GrowthCheckpoint._save
+    monkeypatch.setattr(checkpoint.GrowthCheckpoint, "_save",
+                        lambda self, epoch: (saved.append(epoch + 1), save(self, epoch))[1])
+    config = json.loads(json.dumps(RESUME_CONFIG))
+    splits = pipeline.load_splits(config["dataset"], seed=config["seed"])
+    _, figures = pipeline.grow(config, splits, seed=config["seed"], verbose=0,
+                               checkpoint_dir=str(tmp_path / "ckpt"), checkpoint_every=4)
+    assert saved == [2, 4, 7, 8, 9]
+    assert len(figures["history"]["loss"]) == 9
+    state = checkpoint.read_checkpoint(str(tmp_path / "ckpt"))[1]
+    assert state["epochs_done"] == 9 and len(state["history"]) == 9
+
+
+def test_a_bad_checkpoint_period_is_refused_before_anything_is_written(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        pipeline.run(json.loads(json.dumps(TINY_CLI_CONFIG)), str(out), verbose=0, checkpoint_every=0)
+    assert not out.exists()

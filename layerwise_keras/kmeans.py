@@ -91,10 +91,14 @@ def _nearest(x, centroids, x_sq=None):
     The squared distance `||x||^2 - 2 x.c + ||c||^2` is smallest where the
     score `x.c - ||c||^2 / 2` is largest, so only the `[B, K]` score matrix
     is formed (one matmul and a broadcast subtraction) and reduced once
-    (`top_k(1)` on TensorFlow, `argmax` and `max` elsewhere; on a 2-core CPU
-    TensorFlow's pass took 218 ms with `top_k` against 337 ms with Keras'
-    `argmax` at 500,000 x 64 points and K = 256; a gather of the arg-max
-    entry or a bias column folded into the matmul were no faster).
+    (`top_k(1)` on TensorFlow, `argmax` and `max` elsewhere).  Keras'
+    TensorFlow `argmax` adds a -0.0 fix, four more unfused passes over the
+    scores; in a one-off comparison on the 2-core development CPU
+    (2026-11-27, 500,000 x 64 points, K = 256; figures in the message of the
+    commit that made the change) the resident pass took 218 ms with
+    `top_k` and 337 ms with `argmax`.  Folding `||c||^2 / 2` into the matmul
+    as a bias column, or gathering the arg-max entry instead of a `max`, was
+    no faster there.  `benchmarks/kmeans.py` times the whole fit.
 
     Args:
         x: float32 tensor `[B, D]`.
@@ -117,8 +121,7 @@ def _nearest(x, centroids, x_sq=None):
     half_c_sq = 0.5 * ops.sum(centroids * centroids, axis=1)
     scores = ops.matmul(x, ops.transpose(centroids)) - ops.expand_dims(half_c_sq, 0)
     if keras.backend.backend() == "tensorflow":
-        # Keras' TensorFlow argmax adds a -0.0 fix (four more elementwise passes over [B, K], not
-        # fused without XLA); top_k(1) is one pass and gives the max too (ties: the lower index).
+        # One pass that gives the max too (ties: the lower index, as argmax); see the docstring.
         best, assign = ops.top_k(scores, 1, sorted=False)
         best, assign = best[:, 0], ops.cast(assign[:, 0], "int32")
     else:

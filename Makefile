@@ -18,7 +18,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/layerwise-keras train --dataset hierarchical_digits --output $(OUTPUT) $(ARGS)
+	$(BIN)/layerwise-keras train --dataset hierarchical_digits --output $(OUTPUT) $(ARGS)
 
 test: $(BIN)/.installed
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:cacheprovider tests --nbmake notebooks

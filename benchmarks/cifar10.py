@@ -31,8 +31,8 @@ import numpy as np  # noqa: E402
 
 from _common import HERE, RESULTS, commit, now, write_results  # noqa: E402
 from layerwise_keras import datasets  # noqa: E402
-from layerwise_keras.config import load_config, smoke_config  # noqa: E402
-from layerwise_keras.pipeline import _machine, end_to_end, grow, load_splits  # noqa: E402
+from layerwise_keras.runs.config import load_config, smoke_config  # noqa: E402
+from layerwise_keras.runs.pipeline import machine_info, end_to_end, grow, load_splits  # noqa: E402
 
 PAPER_ACCURACY = 0.734
 DEFAULT_DATA = os.path.join(HERE, os.pardir, os.pardir, "shared", "data")
@@ -195,7 +195,7 @@ def main(argv=None):
     command = "python benchmarks/cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def finish(report, complete):
-        report.update(command=command, commit=commit(), date=now(), machine=_machine(), quick=args.quick,
+        report.update(command=command, commit=commit(), date=now(), machine=machine_info(), quick=args.quick,
                       complete=complete, total_seconds=time.perf_counter() - start)
         stem = f"cifar10_{report['config']['name']}" + ("_quick" if args.quick else "")
         write_results(args.output, stem, report, markdown(report))

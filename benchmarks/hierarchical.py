@@ -26,8 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from _common import commit, now, write_results  # noqa: E402
-from layerwise_keras.config import load_config  # noqa: E402
-from layerwise_keras.pipeline import _machine, end_to_end, grow, load_splits  # noqa: E402
+from layerwise_keras.runs.config import load_config  # noqa: E402
+from layerwise_keras.runs.pipeline import machine_info, end_to_end, grow, load_splits  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = ("hierarchical_digits", "hierarchical_2level", "hierarchical_3level")
@@ -123,7 +123,7 @@ def main(argv=None):
         "command": "python benchmarks/hierarchical.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "commit": commit(),
         "date": now(),
-        "machine": _machine(),
+        "machine": machine_info(),
         "platform": platform.platform(),
         "seeds": args.seeds,
         "quick": args.quick,

@@ -101,7 +101,7 @@ def _faiss():
     return faiss
 
 
-def _machine():
+def machine_info():
     import keras
     import sklearn
     import tensorflow as tf
@@ -242,7 +242,7 @@ def _repeat(timed, budget):
 
 
 def run_ours(x, init, iters, warm, budget):
-    from layerwise_keras.kmeans import KMeans
+    from layerwise_keras.clustering.kmeans import KMeans
 
     km = KMeans(n_clusters=init.shape[0], init=init, max_iter=iters, tol=0.0, max_points_per_centroid=None,
                 n_init=1, seed=0)
@@ -526,8 +526,8 @@ def main(argv=None):
         print("faiss-cpu is not installed: benchmarking against scikit-learn only", file=sys.stderr)
     start = time.perf_counter()
     date = now()
-    machine = _machine()
-    from layerwise_keras.kmeans import KMeans as Ours
+    machine = machine_info()
+    from layerwise_keras.clustering.kmeans import KMeans as Ours
 
     # the rows of our compiled step at each K (KMeans' default batch_size=None)
     ceiling = matmul_ceiling(shapes=[(Ours(table[s][2])._chunk_rows(), table[s][1], table[s][2]) for s in names])

@@ -80,7 +80,7 @@ def run_shape(name, n, d, k, rates, iters, fit_rows):
     import jax
     import jax.numpy as jnp
 
-    from layerwise_keras.kmeans import KMeans, _lloyd_step
+    from layerwise_keras.clustering.kmeans import KMeans, _lloyd_step
 
     rng = np.random.default_rng(0)
     centers = rng.normal(0.0, 1.0, (k, d)).astype(np.float32) * 3.0

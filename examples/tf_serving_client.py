@@ -113,7 +113,7 @@ def predict(url, images, signature_name=SIGNATURE, timeout=30):
 
 
 def _test_images(run_dir, count):
-    from layerwise_keras.pipeline import load_splits
+    from layerwise_keras.runs.pipeline import load_splits
 
     with open(f"{run_dir}/config.json") as f:
         config = json.load(f)

@@ -5,22 +5,54 @@ Deep Learning that Actually Works" (arXiv 1803.09522): each stage trains a
 two-layer network (an s x s convolution + a linear readout) by gradient
 descent, k-means-clusters the convolution's per-position embeddings, and
 replaces every position by its cluster; the next stage trains on that map.
+
+The top level holds what a growth needs (`Stage`, `LayerwiseTrainer`,
+`input_model`, `KMeans`, ...); the subpackages are imported on first use, as
+in Keras (`lk.datasets`, `lk.clustering`, `lk.growth`, `lk.export`,
+`lk.monitoring`, `lk.tuning`, `lk.runs`; `docs/architecture.md` maps them).
+
+Example:
+
+>>> import layerwise_keras as lk
+>>> trainer = lk.LayerwiseTrainer([lk.Stage(32, 3, clusters=16), lk.Stage(64, 3)], num_classes=10,
+...                               kmeans_data=x_train)
+>>> model = lk.input_model(x_train.shape[1:])
 """
 
-from layerwise_keras.kmeans import KMeans
-from layerwise_keras.layers import ClusterAssignment
-from layerwise_keras.metrics import purity, stage_purities
-from layerwise_keras.trainer import LayerwiseTrainer, Stage, assignments, input_model
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ClusterAssignment",
-    "KMeans",
-    "LayerwiseTrainer",
-    "Stage",
-    "assignments",
-    "input_model",
-    "purity",
-    "stage_purities",
-]
+SUBPACKAGES = ("clustering", "compat", "datasets", "export", "growth", "monitoring", "runs", "saving", "tuning", "cli")
+
+# Public names of the top level -> the module that defines them.
+_EXPORTS = {
+    "ClusterAssignment": "layerwise_keras.growth.layers",
+    "KMeans": "layerwise_keras.clustering.kmeans",
+    "LayerwiseSequential": "layerwise_keras.growth.builder",
+    "LayerwiseTrainer": "layerwise_keras.growth.trainer",
+    "Stage": "layerwise_keras.growth.stage",
+    "assignments": "layerwise_keras.growth.inspect",
+    "end_to_end_model": "layerwise_keras.growth.builder",
+    "grown_model": "layerwise_keras.growth.builder",
+    "input_model": "layerwise_keras.growth.builder",
+    "purity": "layerwise_keras.clustering.purity",
+    "stage_purities": "layerwise_keras.clustering.purity",
+}
+
+__all__ = sorted(_EXPORTS) + list(SUBPACKAGES)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in SUBPACKAGES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

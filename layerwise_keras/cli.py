@@ -11,7 +11,9 @@ layerwise-keras tune --config hierarchical_2level --max-trials 10 [--tuner rando
 """
 
 import argparse
+import importlib.util
 import json
+import logging
 import os
 import sys
 
@@ -64,7 +66,7 @@ def _add_report_parser(sub):
 
 
 def _report(args):
-    from layerwise_keras.viz import write_report
+    from layerwise_keras.runs.report import write_report
 
     try:
         paths = write_report(args.run_dir, args.output, overwrite=args.overwrite)
@@ -97,7 +99,7 @@ def _add_tune_parser(sub):
 
 
 def _tune(args):
-    from layerwise_keras.config import load_config
+    from layerwise_keras.runs.config import load_config
 
     try:
         from layerwise_keras import tuning
@@ -138,7 +140,7 @@ def _add_export_parser(sub):
 
 
 def _export(args):
-    from layerwise_keras.export import export_run
+    from layerwise_keras.runs.exporting import export_run
 
     result = export_run(args.run_dir, args.format, int8=args.int8, version=args.version, overwrite=args.overwrite,
                         calibration_samples=args.calibration_samples, check=not args.no_check)
@@ -147,9 +149,9 @@ def _export(args):
 
 
 def _samples(args):
-    from layerwise_keras.config import load_config
-    from layerwise_keras.datasets import save_sample_grid
-    from layerwise_keras.pipeline import load_splits
+    from layerwise_keras.runs.config import load_config
+    from layerwise_keras.datasets.grids import save_sample_grid
+    from layerwise_keras.datasets.splits import load_splits
 
     config = load_config(args.config)
     splits = load_splits(config["dataset"], seed=args.seed)
@@ -157,6 +159,36 @@ def _samples(args):
                      scale=args.scale, overwrite=args.overwrite)
     print(args.output)
     return 0
+
+
+def _quiet_start_up(verbose):
+    """Hides TensorFlow's start-up lines unless `verbose >= 2`.
+
+    TensorFlow prints oneDNN and CUDA notes, and "failed call to cuInit" on a
+    machine without a GPU, when it is imported; some of them are written
+    before its log level is read. So, unless `--verbose 2`, TensorFlow (if
+    installed) is imported here with file descriptor 2 pointed at /dev/null,
+    with `TF_CPP_MIN_LOG_LEVEL=3` (unless the caller set it) and TensorFlow's
+    and absl's Python loggers at ERROR. An import error is still raised.
+    """
+    if verbose is not None and verbose >= 2:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401  (imported for its side effect: its start-up lines go nowhere)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    from absl import logging as absl_logging  # installed with TensorFlow
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
 
 
 def main(argv=None):
@@ -173,9 +205,11 @@ def main(argv=None):
     >>> main(["train", "--output", "saved_models/digits"])
     """
     args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from layerwise_keras.config import load_config
-    from layerwise_keras.pipeline import check_output_dir, run
+    _quiet_start_up(getattr(args, "verbose", 1))
+    # Imported here, after the log level is set: TensorFlow reads it when it is first imported.
+    from layerwise_keras.runs.config import load_config
+    from layerwise_keras.runs.folders import check_output_dir
+    from layerwise_keras.runs.pipeline import run
 
     try:
         if args.command == "samples":
@@ -187,7 +221,7 @@ def main(argv=None):
         if args.command == "tune":
             return _tune(args)
         if args.command == "baseline":
-            from layerwise_keras.pipeline import run_baseline
+            from layerwise_keras.runs.pipeline import run_baseline
 
             metrics = run_baseline(load_config(args.config), args.output, overwrite=args.overwrite,
                                    seed=args.seed, verbose=args.verbose)

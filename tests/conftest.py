@@ -39,7 +39,7 @@ def grown_digits(tmp_path_factory):
     `x_test`, `y_test`, `latents_test` (the exact test split the run evaluated on).
     Treat everything as read-only: the run is shared by every test of the session.
     """
-    from layerwise_keras.pipeline import load_splits, run
+    from layerwise_keras.runs.pipeline import load_splits, run
 
     assert not _GROWN_RUNS, "the session's grown model must be built only once"
     _GROWN_RUNS.append(True)

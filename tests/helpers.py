@@ -6,17 +6,17 @@ import os
 import keras
 import numpy as np
 
-from layerwise_keras.layers import ClusterAssignment
-from layerwise_keras.trainer import Stage
+from layerwise_keras.growth.layers import ClusterAssignment
+from layerwise_keras.growth import Stage
 
 # A tiny 3-stage hierarchical-digits config for tests that train through the CLI.
 TINY_CLI_CONFIG = {
     "name": "cli_tiny",
     "dataset": {"name": "hierarchical_digits", "train": 300, "val": 50, "test": 100},
     "stages": [
-        Stage(8, 3, clusters=8, epochs=1).to_config(),
-        Stage(8, 3, clusters=8, epochs=1).to_config(),
-        Stage(8, 3, epochs=1).to_config(),
+        Stage(8, 3, clusters=8, epochs=1).get_config(),
+        Stage(8, 3, clusters=8, epochs=1).get_config(),
+        Stage(8, 3, epochs=1).get_config(),
     ],
     "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.003}},
     "batch_size": 64,

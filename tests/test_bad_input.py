@@ -17,8 +17,10 @@ import pytest
 
 import layerwise_keras as lk
 from helpers import TINY_CLI_CONFIG, tree_digest
-from layerwise_keras import cli, datasets, export, local_data, pipeline
-from layerwise_keras.config import load_config, validate_config
+from layerwise_keras import cli, datasets
+from layerwise_keras.datasets import local as local_data
+from layerwise_keras.runs import exporting, folders, pipeline
+from layerwise_keras.runs.config import load_config, validate_config
 
 RNG = np.random.default_rng(0)
 GOOD = RNG.normal(size=(8, 9, 9, 1)).astype(np.float32)
@@ -182,11 +184,13 @@ def test_cli_refuses_a_read_only_output_folder(tmp_path, tiny_config, capsys, mo
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         # root may write to a 0o555 folder; make the permission check see what any other user would
         real_access = os.access
-        monkeypatch.setattr(pipeline.os, "access", lambda path, mode: False if os.fspath(path) == str(parent)
+        monkeypatch.setattr(folders.os, "access", lambda path, mode: False if os.fspath(path) == str(parent)
                             and mode & os.W_OK else real_access(path, mode))
     try:
         assert _train(tmp_path, tiny_config, parent / "run") == 2
         assert "not writable" in capsys.readouterr().err
+        assert _train(tmp_path, tiny_config, parent / "exp1" / "run") == 2  # would be created inside it
+        assert f"({parent}, where it would be created, is not)" in capsys.readouterr().err
         assert os.listdir(parent) == []
     finally:
         parent.chmod(0o755)
@@ -199,7 +203,7 @@ def test_truncated_model_file_is_a_clear_error_and_the_run_folder_is_untouched(t
     model_file.write_bytes(model_file.read_bytes()[:1000])  # truncated
     before = tree_digest(out)
     with pytest.raises(ValueError, match=r"model\.keras is not a readable \.keras archive"):
-        export.export_run(str(out), "onnx")
+        exporting.export_run(str(out), "onnx")
     assert cli.main(["export", str(out), "--format", "litert"]) == 2
     assert tree_digest(out) == before
 

@@ -22,10 +22,14 @@ def test_cifar10_benchmark_quick_smoke(tmp_path):
     assert report["quick"] is True and report["data"] == "CIFAR-10 (JPEG re-encoded local copy)"
     for side in ("layerwise", "end_to_end"):  # both sides, one run, one machine
         r = report[side]
-        assert 0.0 <= r["test_accuracy"] <= 1.0 and r["train_seconds"] > 0
+        assert r["train_seconds"] > 0
         assert set(r["exact_subset"]) == {"test_exact", "test_exact_jpeg"}
         assert len(r["epoch_seconds"]) == len(r["epoch_val_accuracy"]) == 4
     assert [s["stage"] for s in report["layerwise"]["stages"]] == [1, 2, 3, 4]
+    # Quick mode (300 images, 1 epoch per stage) learns little, but above chance (0.1): measured on the 2-core
+    # development CPU, end to end 0.247 test accuracy (1,000 images), layerwise stage 1 0.194 validation (500).
+    assert report["end_to_end"]["test_accuracy"] >= 0.15, report["end_to_end"]["test_accuracy"]
+    assert report["layerwise"]["stages"][0]["val_accuracy"] >= 0.14, report["layerwise"]["stages"][0]
     assert 0.0 < report["layerwise"]["kmeans_share"] < 1.0
     md = (tmp_path / "cifar10_cifar10_paper_quick.md").read_text()
     assert "QUICK MODE" in md and report["commit"] in md

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import layerwise_keras as lk
-from layerwise_keras.cached import _epoch_orders, grow_cached
-from layerwise_keras.config import load_config
-from layerwise_keras.pipeline import grow, load_splits
+from layerwise_keras.growth.cached import _epoch_orders, grow_cached
+from layerwise_keras.runs.config import load_config
+from layerwise_keras.runs.pipeline import grow, load_splits
 
 
 def test_epoch_orders_match_from_arrays_shuffling():

@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 
 from helpers import TINY_CLI_CONFIG, tree_digest
-from layerwise_keras import checkpoint, pipeline
-from layerwise_keras.trainer import LayerwiseTrainer, Stage
+from layerwise_keras.growth import checkpoint
+from layerwise_keras.runs import pipeline
+from layerwise_keras.growth import LayerwiseTrainer, Stage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,9 +32,9 @@ RESUME_CONFIG = {
     "name": "resume_tiny",
     "dataset": {"name": "hierarchical_digits", "train": 600, "val": 100, "test": 200},
     "stages": [
-        Stage(8, 3, clusters=8, epochs=2).to_config(),
-        Stage(8, 3, clusters=8, epochs=5).to_config(),
-        Stage(8, 3, epochs=2).to_config(),
+        Stage(8, 3, clusters=8, epochs=2).get_config(),
+        Stage(8, 3, clusters=8, epochs=5).get_config(),
+        Stage(8, 3, epochs=2).get_config(),
     ],
 }
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import pytest
 
@@ -28,7 +29,7 @@ def _stat(path):
 
 
 def test_train_writes_artifacts_then_refuses_then_overwrites(tmp_path, tiny_config, capsys):
-    out = tmp_path / "run"
+    out = tmp_path / "runs" / "exp1" / "digits"  # its parents do not exist yet: train creates them
     assert _train(out, tiny_config) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
@@ -38,14 +39,15 @@ def test_train_writes_artifacts_then_refuses_then_overwrites(tmp_path, tiny_conf
     assert (out / "saved_model" / "1" / "saved_model.pb").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"test_accuracy", "stages", "train_seconds", "machine"} <= set(metrics)
-    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    # The tiny config trains 1 epoch per stage on 300 images: too little for the later stages (issue 12), but
+    # stage 1 learns its strokes (test purity 0.91-0.94 over seeds 0-3 on the 2-core development CPU).
+    assert metrics["stages"][0]["test_purity"] >= 0.8, metrics["stages"][0]
     assert summary["test_accuracy"] == metrics["test_accuracy"]
     assert metrics["test_examples"] == 100
     assert metrics["train_seconds"] > 0
     assert {"python", "tensorflow", "keras", "cpu_count"} <= set(metrics["machine"])
     assert [s["stage"] for s in metrics["stages"]] == [1, 2, 3]
-    for stage in metrics["stages"][:2]:  # the clustered stages
-        assert 0.0 < stage["test_purity"] <= 1.0
+    assert all(isinstance(stage["test_purity"], float) for stage in metrics["stages"][:2])  # the clustered stages
     assert "test_purity" not in metrics["stages"][2]
     written = json.loads((out / "config.json").read_text())
     assert written["stages"] == TINY_CLI_CONFIG["stages"]
@@ -193,3 +195,23 @@ def test_baseline_trains_the_same_network_end_to_end(tmp_path, tiny_config, caps
     assert (out / "saved_model" / "1" / "saved_model.pb").is_file()
     assert cli.main(["baseline", "--config", str(tiny_config), "--output", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_start_up_is_quiet_and_each_stage_end_is_one_readable_line(tmp_path, fresh_python):
+    """No TensorFlow start-up lines (oneDNN, CUDA, cuInit) unless --verbose 2; one line per stage end."""
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_CLI_CONFIG))
+    env_script = ("import os, sys; os.environ.pop('TF_CPP_MIN_LOG_LEVEL', None); "
+                  "from layerwise_keras.cli import main; sys.exit(main(sys.argv[1:]))")
+    result = fresh_python(["-c", env_script, "train", "--config", str(config), "--output", str(tmp_path / "run"),
+                           "--verbose", "1"], tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for noise in ("oneDNN", "cuda", "cuInit", "absl::InitializeLog", "cpu_feature_guard"):
+        assert noise not in result.stderr, result.stderr[:2000]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("LayerwiseTrainer:")]
+    assert len(lines) == 3, result.stdout[-2000:]
+    assert re.fullmatch(r"LayerwiseTrainer: stage 1/3 done in \d+\.\d s: accuracy \d\.\d{4}, val accuracy \d\.\d{4}, "
+                        r"loss \d+\.\d{4}, k-means \d+/8 clusters used \(entropy \d\.\d\d\), \d+ iterations, "
+                        r"\d+\.\d s", lines[0]), lines[0]
+    assert re.fullmatch(r"LayerwiseTrainer: stage 3/3 done in \d+\.\d s: accuracy \d\.\d{4}, val accuracy \d\.\d{4}, "
+                        r"loss \d+\.\d{4}", lines[2]), lines[2]

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from layerwise_keras.config import CONFIG_DIR, bundled_configs, load_config, validate_config
-from layerwise_keras.trainer import Stage
+from layerwise_keras.runs.config import CONFIG_DIR, bundled_configs, load_config, validate_config
+from layerwise_keras.growth import Stage
 
 
 def _write(tmp_path, payload, name="cfg.json"):
@@ -43,9 +43,9 @@ def test_load_bundled_hierarchical_digits(base):
     assert config["stages"][0]["clusters"] == 16
     # Stages are normalised to full Stage configs (strides default to the kernel size).
     for stage in config["stages"]:
-        assert set(stage) == set(Stage(1).to_config())
+        assert set(stage) == set(Stage(1).get_config())
         assert stage["strides"] == stage["kernel_size"] == [3, 3]
-        assert Stage.from_config(stage).to_config() == stage
+        assert Stage.from_config(stage).get_config() == stage
     assert config["optimizer"] == base["optimizer"]
     assert config["batch_size"] == base["batch_size"]
     # Validation is idempotent and does not mutate its input.
@@ -176,7 +176,7 @@ def test_a_directory_is_not_a_config(tmp_path):
 
 
 def test_smoke_config_keeps_the_structure_and_shrinks_the_cost():
-    from layerwise_keras.config import smoke_config
+    from layerwise_keras.runs.config import smoke_config
 
     full = load_config("cifar10_paper")
     small = smoke_config(full, train=100, val=10, test=20, shrink=8)

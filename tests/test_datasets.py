@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layerwise_keras import datasets, generative
-from layerwise_keras.generative import (
+from layerwise_keras import datasets
+from layerwise_keras.datasets import generative
+from layerwise_keras.datasets.generative import (
     DIGITS_BLOCKS,
     DIGITS_DISTRACTOR,
     DIGITS_GLYPHS,

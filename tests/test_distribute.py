@@ -18,7 +18,6 @@ one-device run on the same data and seed:
 import json
 import os
 
-from layerwise_keras.config import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,8 +32,8 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import keras
 import layerwise_keras as lk
 from layerwise_keras import datasets
-from layerwise_keras.config import load_config
-from layerwise_keras.pipeline import load_splits
+from layerwise_keras.runs.config import load_config
+from layerwise_keras.runs.pipeline import load_splits
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 out = {"replicas": strategy.num_replicas_in_sync}

@@ -40,7 +40,7 @@ import jax
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
 import numpy as np
 import keras
-from layerwise_keras import distribute_jax as dj
+from layerwise_keras.clustering import distribute_jax as dj
 
 port, pid = sys.argv[1], int(sys.argv[2])
 keras.distribution.initialize(job_addresses=f"127.0.0.1:{port}", num_processes=2, process_id=pid)
@@ -178,7 +178,7 @@ def test_two_processes_on_loopback():
 
 
 def test_one_process_is_identity_without_starting_jax():
-    from layerwise_keras import distribute_jax as dj
+    from layerwise_keras.clustering import distribute_jax as dj
 
     before = _backends_started()
     assert dj.process_count() == 1 and dj.process_index() == 0
@@ -213,8 +213,9 @@ jax.config.update("jax_cpu_collectives_implementation", "gloo")
 import numpy as np
 import keras
 import layerwise_keras as lk
-from layerwise_keras import datasets, distribute_jax as dj
-from layerwise_keras.kmeans import KMeans
+from layerwise_keras import datasets
+from layerwise_keras.clustering import distribute_jax as dj
+from layerwise_keras.clustering.kmeans import KMeans
 
 port, pid = sys.argv[1], int(sys.argv[2])
 keras.distribution.initialize(job_addresses=f"127.0.0.1:{port}", num_processes=2, process_id=pid)

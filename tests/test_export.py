@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from layerwise_keras import export
-from layerwise_keras.layers import ASSIGNMENTS, ClusterAssignment
-from layerwise_keras.metrics import stage_purities
-from layerwise_keras.trainer import assignments
+from layerwise_keras.growth.layers import ASSIGNMENTS, ClusterAssignment
+from layerwise_keras.clustering.purity import stage_purities
+from layerwise_keras.growth import assignments
 
 from helpers import grown_style_model
 

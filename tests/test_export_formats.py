@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from layerwise_keras import cli, export
-from layerwise_keras.layers import ASSIGNMENTS, ClusterAssignment
+from layerwise_keras.runs import exporting
+from layerwise_keras.growth.layers import ASSIGNMENTS
 
 from helpers import grown_style_model
 
@@ -98,7 +99,7 @@ def run_copy(grown_digits, tmp_path_factory):
     target = tmp_path_factory.mktemp("export_cli") / "run"
     shutil.copytree(grown_digits.output_dir, target)
     model = keras.saving.load_model(target / "model.keras")
-    saved_model = export.export_run(str(target), "tf_saved_model", version=7, check=False)["path"]
+    saved_model = exporting.export_run(str(target), "tf_saved_model", version=7, check=False)["path"]
     tool = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     show = subprocess.Popen(
@@ -116,7 +117,7 @@ def run_copy(grown_digits, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from layerwise_keras.pipeline import load_splits, run
+    from layerwise_keras.runs.pipeline import load_splits, run
 
     out = tmp_path_factory.mktemp("trained") / "run"
     metrics = run(json.loads(json.dumps(TRAINED_CONFIG)), str(out), verbose=0)

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from layerwise_keras.kmeans import KMeans
+from layerwise_keras.clustering.kmeans import KMeans
 
 K = 10
 D = 8

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from layerwise_keras.layers import ASSIGNMENTS, ClusterAssignment
+from layerwise_keras.growth.layers import ASSIGNMENTS, ClusterAssignment
 
 K = 7
 D = 5

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from layerwise_keras import datasets
-from layerwise_keras.local_data import DataError, read_local
+from layerwise_keras.datasets.local import DataError, read_local
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_CIFAR = os.path.join(ROOT, os.pardir, "shared", "data", "cifar10")
@@ -165,7 +165,7 @@ def test_mnist_npz_and_truncated_idx(tmp_path):
 
 @needs_cifar
 def test_pipeline_splits_of_cifar10_are_labelled_and_held_out():
-    from layerwise_keras.pipeline import load_splits
+    from layerwise_keras.runs.pipeline import load_splits
 
     config = {"name": "cifar10", "train": 300, "val": 100, "test": 200,
               "options": {"data_dir": SHARED_CIFAR, "normalize": "unit"}}

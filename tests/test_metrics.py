@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from layerwise_keras.metrics import purity, stage_purities
+from layerwise_keras.clustering.purity import purity, stage_purities
 
 
 def _brute_force_purity(clusters, truth):

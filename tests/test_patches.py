@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from layerwise_keras.patches import ReceptiveField, receptive_field, stage_patches, tile_patches
+from layerwise_keras.monitoring.patches import ReceptiveField, receptive_field, stage_patches, tile_patches
 
 
 def _conv_stack(image, layers):

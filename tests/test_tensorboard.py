@@ -13,8 +13,8 @@ from tensorboard.util import tensor_util
 
 import layerwise_keras as lk
 from layerwise_keras import datasets
-from layerwise_keras.patches import receptive_field, stage_patches
-from layerwise_keras.tensorboard import StageSummaries
+from layerwise_keras.monitoring.patches import receptive_field, stage_patches
+from layerwise_keras.monitoring.tensorboard import StageSummaries
 
 K = 6
 PATCH_SCALE = 4

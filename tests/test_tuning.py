@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from layerwise_keras import cli, tuning
-from layerwise_keras.config import load_config
-from layerwise_keras.layers import ClusterAssignment
-from layerwise_keras.pipeline import grow, load_splits
+from layerwise_keras.runs.config import load_config
+from layerwise_keras.growth.layers import ClusterAssignment
+from layerwise_keras.runs.pipeline import grow, load_splits
 
 BASE = load_config("hierarchical_2level")
 BASE["dataset"].update(train=600, val=200, test=200)
@@ -247,6 +247,7 @@ def test_cli_tune_bad_space_exits_2(tmp_path, capsys):
 
 def test_missing_keras_tuner_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "keras_tuner", None)  # `import keras_tuner` raises ImportError
-    monkeypatch.delitem(sys.modules, "layerwise_keras.tuning")
+    for name in [m for m in sys.modules if m == "layerwise_keras.tuning" or m.startswith("layerwise_keras.tuning.")]:
+        monkeypatch.delitem(sys.modules, name)
     with pytest.raises(ImportError, match=r"pip install layerwise_keras\[tuning\]"):
         import layerwise_keras.tuning  # noqa: F401

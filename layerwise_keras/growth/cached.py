@@ -34,15 +34,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from layerwise_keras.layers import ClusterAssignment
-from layerwise_keras.trainer import (
-    Stage,
-    _EmbeddingStream,
-    cluster_stage,
-    input_model,
-    stage_conv,
-    stage_readout,
-)
+from layerwise_keras.growth.builder import check_stages, input_model, stage_assignment, stage_net
+from layerwise_keras.growth.trainer import _EmbeddingStream, cluster_stage
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -104,15 +97,13 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
 
     >>> model, results, history = grow_cached(stages, x, y, 10, {"class_name": "Adam", "config": {}}, 64)
     """
-    stages = [s if isinstance(s, Stage) else Stage.from_config(s) for s in stages]
+    stages = check_stages(stages, num_classes, owner="grow_cached")
     for n, stage in enumerate(stages[:-1], start=1):
         if stage.assignment != "hard":
             raise ValueError(
                 f"grow_cached: stage {n} uses assignment={stage.assignment!r}; cached cluster ids stand for "
                 "hard assignments only. Use the uncached LayerwiseTrainer path for soft/triangle."
             )
-    if stages[-1].clusters is not None or any(s.clusters is None for s in stages[:-1]):
-        raise ValueError("grow_cached: every stage but the last needs clusters, and the last none.")
     x_train = np.asarray(x_train, dtype=np.float32)
     y_train = np.asarray(y_train)
     orders = _epoch_orders(len(x_train), seed)
@@ -122,10 +113,8 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
     for index, stage in enumerate(stages):
         n = index + 1
         start = time.perf_counter()
-        conv = stage_conv(stage, n, seed)
-        readout = stage_readout(stage, n, num_classes, seed)
         in_shape = inputs.shape[1:] if depth is None else inputs.shape[1:] + (depth,)
-        net = keras.Sequential([keras.Input(in_shape), conv, *readout], name=f"stage{n}_net")
+        net, conv, readout = stage_net(stage, n, in_shape, num_classes, seed)
         net.compile(optimizer=keras.optimizers.get(copy.deepcopy(optimizer)),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         val = None if val_inputs is None else _dataset(val_inputs, y_val, depth, batch_size)
@@ -145,11 +134,11 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
         model.add(conv)
         if stage.clusters is not None:
             stream = _EmbeddingStream(lambda batch: conv(_as_input(batch, depth), training=False),
-                                      inputs, kmeans_batch_size)
+                                      inputs, kmeans_batch_size, stage=n)
             kmeans, figures = cluster_stage(stage, n, stream, seed)
             result.update(figures)
             conv.trainable = False
-            assign = ClusterAssignment(stage.clusters, name=f"stage{n}_assign")
+            assign = stage_assignment(stage, n)
             model.add(assign)
             assign.set_centroids(kmeans.cluster_centers_)
             inputs = _cluster_ids(conv, assign, inputs, depth, kmeans_batch_size)

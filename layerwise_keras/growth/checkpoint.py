@@ -31,6 +31,8 @@ import shutil
 import keras
 import numpy as np
 
+from layerwise_keras.saving import load_keras_file
+
 LATEST = "LATEST"
 MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
@@ -170,7 +172,6 @@ def read_checkpoint(folder):
 
     >>> model, state = read_checkpoint("saved_models/digits/checkpoint")
     """
-    from layerwise_keras.export import load_keras_file
 
     folder = os.fspath(folder)
     latest = os.path.join(folder, LATEST)

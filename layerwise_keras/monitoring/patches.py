@@ -18,7 +18,8 @@ import math
 import keras
 import numpy as np
 
-from layerwise_keras.trainer import _image_batches
+from layerwise_keras.datasets.batches import image_batches
+from layerwise_keras.growth.builder import clustered_stages, stage_layer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,34 +46,6 @@ class ReceptiveField:
     image: tuple
 
 
-def _stage_layer(model, name):
-    try:
-        return model.get_layer(name)
-    except ValueError:
-        return None
-
-
-def clustered_stages(model):
-    """Returns the 1-based indices of a grown model's clustered stages.
-
-    Args:
-        model: a model grown by `LayerwiseTrainer`, or its portable form.
-
-    Returns:
-        A sorted list of ints `i` for which the model has a `stage{i}_assign`
-        layer.
-
-    Example:
-
-    >>> clustered_stages(model)
-    [1, 2]
-    """
-    found = []
-    for layer in model.layers:
-        name = layer.name
-        if name.startswith("stage") and name.endswith("_assign") and name[5:-7].isdigit():
-            found.append(int(name[5:-7]))
-    return sorted(found)
 
 
 def receptive_field(model, stage):
@@ -103,7 +76,7 @@ def receptive_field(model, stage):
     spatial = list(shape[1:3])
     image = tuple(spatial)
     for n in range(1, int(stage) + 1):
-        conv = _stage_layer(model, f"stage{n}_conv")
+        conv = stage_layer(model, n, "conv", required=False)
         if conv is None:
             raise ValueError(f"receptive_field: model '{model.name}' has no layer stage{n}_conv.")
         config = conv.get_config()
@@ -191,8 +164,8 @@ def iter_stage_outputs(model, images, stage, batch_size=256):
     >>> for x, emb, scores in iter_stage_outputs(model, x_test, stage=1):
     ...     ids = scores.argmax(-1)
     """
-    conv = _stage_layer(model, f"stage{stage}_conv")
-    assign = _stage_layer(model, f"stage{stage}_assign")
+    conv = stage_layer(model, stage, "conv", required=False)
+    assign = stage_layer(model, stage, "assign", required=False)
     if conv is None or assign is None:
         raise ValueError(
             f"model '{model.name}' has no clustered stage {stage} (stages with clusters: {clustered_stages(model)})."
@@ -212,7 +185,7 @@ def iter_stage_outputs(model, images, stage, batch_size=256):
         def forward(batch):
             return probe(batch, training=False)
 
-    for batch in _image_batches(images, batch_size):
+    for batch in image_batches(images, batch_size):
         emb, scores = forward(batch)
         yield batch, keras.ops.convert_to_numpy(emb), keras.ops.convert_to_numpy(scores)
 

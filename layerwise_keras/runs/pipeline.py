@@ -26,217 +26,24 @@ import copy
 import datetime
 import json
 import os
-import platform
+import shutil
 import time
 
 import keras
-import numpy as np
 
 from layerwise_keras import datasets
-from layerwise_keras.config import validate_config
-from layerwise_keras.export import save_artifacts
-from layerwise_keras.metrics import stage_purities
-from layerwise_keras.baseline import end_to_end_model
-from layerwise_keras.trainer import LayerwiseTrainer, Stage, assignments, input_model
-
-ARTIFACTS = ("model.keras", "saved_model", "metrics.json", "config.json")
-CHECKPOINT = "checkpoint"  # growth checkpoints, deleted once the artifacts are written
-# Files made later from a run's model (`layerwise-keras export` / `report`): stale once it is replaced.
-DERIVED_ARTIFACTS = ("model.tflite", "model_int8.tflite", "model.onnx", "report")
-
-
-def _remove_stale_artifacts(output_dir):
-    """With overwrite, removes what the replaced model left: its artifacts and the files derived from it."""
-    import shutil
-
-    for name in ARTIFACTS + DERIVED_ARTIFACTS:
-        path = os.path.join(output_dir, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
-
-
-def load_splits(dataset_config, seed=0):
-    """Builds train/validation/test arrays for a configuration's dataset.
-
-    Args:
-        dataset_config: the config's `dataset` dict: `name`
-            (`"hierarchical_digits"` or `"hierarchical"`), split sizes
-            `train`, `val`, `test`, and `options` passed to the generator
-            (`hierarchical_digits` keywords, or `HierarchicalModel`
-            arguments for `"hierarchical"`).
-        seed: int, the sampling seed.
-
-    Returns:
-        A dict with `x_train, y_train, x_val, y_val, x_test, y_test`,
-        `latents_test` (list of int arrays, or None), and `num_classes`.
-
-    Example:
-
-    >>> splits = load_splits({"name": "hierarchical_digits", "train": 100, "val": 10, "test": 10})
-    """
-    name = dataset_config["name"]
-    if name in REAL_DATASETS:
-        return _real_splits(dataset_config, seed)
-    try:
-        sizes = [int(dataset_config.get(k, d)) for k, d in (("train", 6000), ("val", 1000), ("test", 2000))]
-    except (TypeError, ValueError, OverflowError) as err:
-        raise ValueError(f"dataset: train/val/test sizes must be integers >= 1: {err}") from err
-    if min(sizes) < 1:
-        raise ValueError(f"dataset: train/val/test sizes must be >= 1, got {sizes}.")
-    options = dict(dataset_config.get("options", {}))
-    n = sum(sizes)
-    if name not in ("hierarchical_digits", "hierarchical"):
-        raise ValueError(
-            f"dataset: unknown name {name!r}; expected 'hierarchical_digits', 'hierarchical' or one of {REAL_DATASETS}."
-        )
-    try:
-        if name == "hierarchical_digits":
-            images, labels, latents = datasets.hierarchical_digits(n, seed=seed, **options)
-            num_classes = 10
-        else:
-            model = datasets.HierarchicalModel(**options)
-            images, labels, latents = model.sample(n, seed=seed)
-            num_classes = model.num_labels
-    except TypeError as err:  # unknown or ill-typed options
-        raise ValueError(f"dataset {name!r}: bad options {options}: {err}") from err
-    a, b = sizes[0], sizes[0] + sizes[1]
-    return {
-        "x_train": images[:a], "y_train": labels[:a],
-        "x_val": images[a:b], "y_val": labels[a:b],
-        "x_test": images[b:], "y_test": labels[b:],
-        "latents_test": [lat[b:] for lat in latents],
-        "num_classes": num_classes,
-        "data_label": name,
-    }
-
-
-REAL_DATASETS = ("cifar10", "mnist", "fashion_mnist")
-REAL_OPTIONS = ("data_dir", "normalize", "test_split", "augment")
-
-
-def _real_splits(dataset_config, seed):
-    """Splits of a real dataset: train/val from the official train set, test from `test_split`.
-
-    `val` images are the last ones of the official train set (held out, never
-    trained on); `train` are the first ones. `test` (default: all) is a seeded
-    random subset of the test split when smaller than it (the local CIFAR-10
-    test file is class-major, so a prefix would be one class).
-    """
-    name = dataset_config["name"]
-    options = dict(dataset_config.get("options", {}))
-    unknown = sorted(set(options) - set(REAL_OPTIONS))
-    if unknown:
-        raise ValueError(f"dataset {name!r}: unknown options {unknown}; expected a subset of {list(REAL_OPTIONS)}.")
-    data_dir = options.get("data_dir")
-    normalize = options.get("normalize", "unit")
-    test_split = options.get("test_split", "test")
-    x_all, y_all = datasets.load_arrays(name, "train", data_dir)
-    x_test, y_test = datasets.load_arrays(name, test_split, data_dir)
-    n_val = int(dataset_config.get("val", 5000))
-    n_train = int(dataset_config.get("train", len(x_all) - n_val))
-    n_test = int(dataset_config.get("test", len(x_test)))
-    if min(n_train, n_val, n_test) < 1 or n_train + n_val > len(x_all) or n_test > len(x_test):
-        raise ValueError(
-            f"dataset {name!r}: sizes train={n_train}, val={n_val}, test={n_test} do not fit "
-            f"{len(x_all)} train and {len(x_test)} {test_split} images."
-        )
-    if n_test < len(x_test):
-        keep = np.sort(np.random.default_rng(seed).choice(len(x_test), n_test, replace=False))
-        x_test, y_test = x_test[keep], y_test[keep]
-
-    def norm(x):
-        return datasets.normalize_images(x, normalize, name=name, data_dir=data_dir)
-
-    label = name
-    folder = datasets._data_dir(data_dir)
-    if name == "cifar10" and folder is not None:
-        from layerwise_keras.local_data import _resolve_folder
-
-        if os.path.isfile(os.path.join(_resolve_folder(name, folder), "train_a.npz")):
-            label = "CIFAR-10 (JPEG re-encoded local copy)"
-            if test_split == "test_exact":
-                label += "; test: its 1,000 byte-exact official test images"
-    return {
-        "x_train": norm(x_all[:n_train]), "y_train": y_all[:n_train],
-        "x_val": norm(x_all[len(x_all) - n_val:]), "y_val": y_all[len(x_all) - n_val:],
-        "x_test": norm(x_test), "y_test": y_test,
-        "latents_test": None,
-        "num_classes": 10,
-        "data_label": label,
-    }
-
-
-def check_output_dir(output_dir, overwrite=False, resume=False):
-    """Refuses an existing non-empty folder unless `overwrite` (before any training).
-
-    Args:
-        output_dir: the folder artifacts go to.
-        overwrite: allow replacing this job's artifacts in it.
-        resume: the folder must hold an interrupted run's checkpoint, which
-            the run continues.
-
-    Returns:
-        None.
-
-    Example:
-
-    >>> check_output_dir("saved_models/new_run")
-    """
-    from layerwise_keras.checkpoint import has_checkpoint
-
-    checkpoint = os.path.join(output_dir, CHECKPOINT)
-    if resume:
-        if overwrite:
-            raise ValueError("--resume and --overwrite contradict each other: resume keeps the run, overwrite restarts it.")
-        if not has_checkpoint(checkpoint):
-            raise FileNotFoundError(
-                f"nothing to resume: {checkpoint} holds no checkpoint (a run writes one at every epoch end; "
-                "it is deleted when the run completes)."
-            )
-    elif os.path.exists(output_dir):
-        if not os.path.isdir(output_dir):
-            raise FileExistsError(f"{output_dir} exists and is not a folder.")
-        if has_checkpoint(checkpoint) and not overwrite:
-            raise FileExistsError(
-                f"{output_dir} holds an interrupted run's checkpoint; pass --resume (resume=True) to continue it, "
-                "or --overwrite to start over."
-            )
-        if os.listdir(output_dir) and not overwrite:
-            raise FileExistsError(
-                f"Output folder {output_dir} is not empty; refusing to overwrite it "
-                "(pass --overwrite, or overwrite=True, to replace its artifacts)."
-            )
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    if not os.access(parent if not os.path.exists(output_dir) else output_dir, os.W_OK):
-        raise PermissionError(f"Output folder {output_dir} is not writable.")
-
-
-def _machine():
-    backend = keras.backend.backend()
-    try:
-        import tensorflow as tf
-    except ImportError:  # a JAX/PyTorch-only install
-        tf = None
-    if backend == "jax":
-        import jax
-
-        gpus = [str(d.device_kind) for d in jax.devices() if d.platform == "gpu"]
-    elif tf is not None:
-        gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    else:
-        gpus = []
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__ if tf is not None else None,
-        "keras": keras.__version__,
-        "backend": backend,
-        "gpus": gpus,
-    }
+from layerwise_keras.clustering.purity import stage_purities
+from layerwise_keras.datasets.checks import check_splits
+from layerwise_keras.datasets.splits import load_splits
+from layerwise_keras.export.artifacts import save_artifacts
+from layerwise_keras.growth.builder import end_to_end_model, input_model
+from layerwise_keras.growth.checkpoint import GrowthCheckpoint, read_checkpoint
+from layerwise_keras.growth.inspect import assignments
+from layerwise_keras.growth.stage import Stage
+from layerwise_keras.growth.trainer import LayerwiseTrainer
+from layerwise_keras.runs.config import validate_config
+from layerwise_keras.runs.folders import CHECKPOINT, _remove_stale_artifacts, check_output_dir
+from layerwise_keras.runs.machine import machine_info
 
 
 def _compile(model, config):
@@ -295,42 +102,6 @@ def _epoch_history(per_key):
     }
 
 
-def check_splits(splits):
-    """Validates a splits dict (`load_splits`' layout) before any training.
-
-    Args:
-        splits: dict with `x_train, y_train, x_val, y_val, x_test, y_test`
-            and `num_classes`.
-
-    Returns:
-        None.
-
-    Raises:
-        ValueError: naming the array: a missing key, images that are not
-            finite real `[n, H, W, C]` arrays, image shapes that differ
-            between splits, or labels that are not class ids in
-            `0..num_classes - 1` (one per image).
-
-    Example:
-
-    >>> check_splits(load_splits({"name": "hierarchical_digits", "train": 100, "val": 10, "test": 10}))
-    """
-    missing = [k for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "num_classes")
-               if k not in splits]
-    if missing:
-        raise ValueError(f"splits: missing {missing}.")
-    num_classes = splits["num_classes"]
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-        raise ValueError(f"splits: num_classes must be an integer >= 2, got {num_classes!r}.")
-    shapes = {}
-    for part in ("train", "val", "test"):
-        x = datasets.check_images(splits[f"x_{part}"], name=f"x_{part}")
-        datasets.check_labels(splits[f"y_{part}"], len(x), name=f"y_{part}", num_classes=int(num_classes))
-        shapes[part] = x.shape[1:]
-    if len(set(shapes.values())) != 1:
-        raise ValueError(f"splits: the image shapes differ between splits: {shapes}.")
-
-
 def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, resume=False, checkpoint_every=1):
     """Grows and evaluates a model in memory (files only with `checkpoint_dir`).
 
@@ -385,8 +156,6 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
     )
     initial_epoch, past = 0, ()
     if resume:
-        from layerwise_keras.checkpoint import read_checkpoint
-
         model, state = read_checkpoint(checkpoint_dir)
         if state["config"] != json.loads(json.dumps(config)):
             raise ValueError(
@@ -397,11 +166,8 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
         initial_epoch, past = state["epochs_done"], state["history"]
     else:
         model = _compile(input_model(splits["x_train"].shape[1:], name=config.get("name") or "layerwise"), config)
-        trainer.begin(model)  # the JAX/PyTorch trainers need stage 1 before fit
     extra = list(callbacks)
     if checkpoint_dir is not None:
-        from layerwise_keras.checkpoint import GrowthCheckpoint
-
         extra.append(GrowthCheckpoint(checkpoint_dir, trainer, config, history=past, every=checkpoint_every))
     history, train_seconds, test_accuracy = _fit_and_test(
         model, config, splits, seed, [trainer, *extra], trainer.total_epochs, verbose,
@@ -421,7 +187,7 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
 
 
 def _grow_cached(config, splits, stages, seed, verbose):
-    from layerwise_keras.cached import grow_cached
+    from layerwise_keras.growth.cached import grow_cached  # TensorFlow-only: imported when a config asks for it
 
     start = time.perf_counter()
     model, results, history = grow_cached(
@@ -551,8 +317,6 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=Fals
         }
     metrics = _write_run(model, figures, metrics, config, splits, seed, output_dir, overwrite or resume)
     if checkpoint_dir is not None:
-        import shutil
-
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return metrics
 
@@ -591,8 +355,6 @@ def _prepare(config, output_dir, overwrite, seed, resume=False):
     config["seed"] = seed
     check_output_dir(output_dir, overwrite, resume)
     if overwrite and not resume:  # the replaced run's artifacts stay until the new ones are written
-        import shutil
-
         shutil.rmtree(os.path.join(output_dir, CHECKPOINT), ignore_errors=True)
     return config, seed, load_splits(config["dataset"], seed=seed)
 
@@ -613,7 +375,7 @@ def _write_run(model, figures, extra, config, splits, seed, output_dir, overwrit
         "seed": seed,
         "artifacts": {k: os.path.relpath(v, output_dir) for k, v in paths.items()},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine_info(),
     }
     for name, payload in (("metrics.json", metrics), ("config.json", config)):
         path = os.path.join(output_dir, name)

@@ -53,7 +53,7 @@ The algorithm:
 Example:
 
 >>> import numpy as np
->>> from layerwise_keras.kmeans import KMeans
+>>> from layerwise_keras.clustering import KMeans
 >>> rng = np.random.default_rng(0)
 >>> x = np.concatenate([rng.normal(c, 0.1, size=(100, 2)) for c in (0, 5, 10)])
 >>> km = KMeans(n_clusters=3, seed=0).fit(x)
@@ -70,7 +70,21 @@ import warnings
 import keras
 import numpy as np
 
+from layerwise_keras.clustering import distribute_jax
+from layerwise_keras.clustering.kernels import _cluster_sums, _lloyd_step, _on_accelerator, _resident_pass, _sums_delta
+from layerwise_keras.clustering.sampling import (
+    _all_process_moments,
+    _FarthestPoints,
+    _kmeans_plusplus,
+    _Moments,
+    _RandomKeySample,
+    _update_centroids,
+)
+from layerwise_keras.clustering.sources import _ArraySource, _make_source, _ResidentPoints
+
+
 __all__ = ["KMeans", "NotFittedError"]
+
 
 # Size, per centroid, of the sample that k-means++ runs on when Lloyd streams.
 _INIT_POINTS_PER_CENTROID = 256
@@ -78,582 +92,6 @@ _INIT_POINTS_PER_CENTROID = 256
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when `KMeans.predict` is called before `KMeans.fit`."""
-
-
-# --------------------------------------------------------------------------
-# The compiled Lloyd step
-# --------------------------------------------------------------------------
-
-
-def _nearest(x, centroids, x_sq=None):
-    """Nearest centroid and squared distance to it, per row.
-
-    The squared distance `||x||^2 - 2 x.c + ||c||^2` is smallest where the
-    score `x.c - ||c||^2 / 2` is largest, so only the `[B, K]` score matrix
-    is formed (one matmul and a broadcast subtraction) and reduced once
-    (`top_k(1)` on TensorFlow, `argmax` and `max` elsewhere).  Keras'
-    TensorFlow `argmax` adds a -0.0 fix, four more unfused passes over the
-    scores; in a one-off comparison on the 2-core development CPU
-    (2026-11-27, 500,000 x 64 points, K = 256; figures in the message of the
-    commit that made the change) the resident pass took 218 ms with
-    `top_k` and 337 ms with `argmax`.  Folding `||c||^2 / 2` into the matmul
-    as a bias column, or gathering the arg-max entry instead of a `max`, was
-    no faster there.  `benchmarks/kmeans.py` times the whole fit.
-
-    Args:
-        x: float32 tensor `[B, D]`.
-        centroids: float32 tensor `[K, D]`.
-        x_sq: optional float32 tensor `[B]`, the rows' squared norms
-            (computed from `x` if not given).
-
-    Returns:
-        Tuple `(assign, min_dist)`: `assign` `[B]` (int32) the nearest
-        centroid (the first one on ties) and `min_dist` `[B]` the squared
-        distance to it, clamped at 0.
-
-    Example:
-
-    >>> assign, min_dist = _nearest(keras.ops.ones((4, 2)), keras.ops.zeros((3, 2)))
-    """
-    ops = keras.ops
-    if x_sq is None:
-        x_sq = ops.sum(x * x, axis=1)
-    half_c_sq = 0.5 * ops.sum(centroids * centroids, axis=1)
-    scores = ops.matmul(x, ops.transpose(centroids)) - ops.expand_dims(half_c_sq, 0)
-    if keras.backend.backend() == "tensorflow":
-        # One pass that gives the max too (ties: the lower index, as argmax); see the docstring.
-        best, assign = ops.top_k(scores, 1, sorted=False)
-        best, assign = best[:, 0], ops.cast(assign[:, 0], "int32")
-    else:
-        assign = ops.cast(ops.argmax(scores, axis=1), "int32")
-        best = ops.max(scores, axis=1)
-    min_dist = ops.maximum(x_sq - 2.0 * best, 0.0)
-    return assign, min_dist
-
-
-def _lloyd_step(x, w, centroids):
-    """One assignment step of Lloyd's algorithm on one padded chunk.
-
-    Args:
-        x: float32 tensor `[B, D]`, the points (padding rows are zeros).
-        w: float32 tensor `[B]`, 1 for valid rows and 0 for padding rows.
-        centroids: float32 tensor `[K, D]`.
-
-    Returns:
-        Tuple `(sums, counts, inertia, min_dist, assign)`: `sums` `[K, D]` is
-        the per-cluster sum of the valid points, `counts` `[K]` the number of
-        valid points per cluster, `inertia` the sum over valid points of the
-        squared distance to the nearest centroid, `min_dist` `[B]` that
-        squared distance per row and `assign` `[B]` (int32) the nearest
-        centroid per row.
-
-    Example:
-
-    >>> sums, counts, inertia, min_dist, assign = _lloyd_step(x, w, centroids)
-    """
-    ops = keras.ops
-    k = centroids.shape[0]
-    assign, min_dist = _nearest(x, centroids)
-    sums = ops.segment_sum(x * ops.expand_dims(w, 1), assign, num_segments=k)
-    counts = ops.segment_sum(w, assign, num_segments=k)
-    inertia = ops.sum(w * min_dist)
-    return sums, counts, inertia, min_dist, assign
-
-
-def _resident_pass(chunks, chunks_sq, centroids):
-    """Nearest centroid for every point of a device-resident point set.
-
-    Args:
-        chunks: float32 tensor `[C, R, D]`: the points, padded with zero rows
-            to `C * R` rows and split into `C` chunks of `R` rows.
-        chunks_sq: float32 tensor `[C, R]`, the points' squared norms.
-        centroids: float32 tensor `[K, D]`.
-
-    Returns:
-        Tuple `(assign, min_dist)`, each `[C, R]` (`int32`, `float32`): the
-        nearest centroid and the squared distance to it, per point.
-
-    Example:
-
-    >>> assign, min_dist = _resident_pass(keras.ops.zeros((2, 8, 3)), keras.ops.zeros((2, 8)), keras.ops.ones((4, 3)))
-    """
-    return keras.ops.map(lambda chunk: _nearest(chunk[0], centroids, chunk[1]), (chunks, chunks_sq))
-
-
-def _cluster_sums(x, assign, n_clusters):
-    """Per-cluster sums and counts of the rows of `x`; rows assigned to the dummy id `n_clusters` are left out.
-
-    Args:
-        x: float32 tensor `[M, D]`.
-        assign: int32 tensor `[M]` of cluster ids in `0..n_clusters`.
-        n_clusters: the number of clusters `K` (a Python int).
-
-    Returns:
-        Tuple `(sums, counts)`: float32 `[K, D]` and int32 `[K]`.
-
-    Example:
-
-    >>> sums, counts = _cluster_sums(x, assign, n_clusters=256)
-    """
-    ops = keras.ops
-    sums = ops.segment_sum(x, assign, num_segments=n_clusters + 1)
-    counts = ops.segment_sum(ops.ones_like(assign), assign, num_segments=n_clusters + 1)
-    return sums[:n_clusters], counts[:n_clusters]
-
-
-def _sums_delta(x, rows, new, old, n_clusters):
-    """Change of the per-cluster sums and counts when `rows` move from `old` to `new` clusters.
-
-    Cluster id `n_clusters` is a dummy: a point entering from (or leaving
-    to) it is added (removed) only once, and padding rows use it on both
-    sides, so they cancel.
-
-    Args:
-        x: float32 tensor `[N, D]`, all points.
-        rows: int32 tensor `[M]`, the indices of the points that moved.
-        new: int32 tensor `[M]`, their new cluster ids (`0..n_clusters`).
-        old: int32 tensor `[M]`, their previous cluster ids (`0..n_clusters`).
-        n_clusters: the number of clusters `K` (a Python int).
-
-    Returns:
-        Tuple `(sums, counts)`: float32 `[K, D]` and int32 `[K]`, to be
-        added to the running sums and counts.
-
-    Example:
-
-    >>> sums, counts = _sums_delta(x, rows, new, old, n_clusters=256)
-    """
-    points = keras.ops.take(x, rows, axis=0)
-    sums_in, counts_in = _cluster_sums(points, new, n_clusters)
-    sums_out, counts_out = _cluster_sums(points, old, n_clusters)
-    return sums_in - sums_out, counts_in - counts_out
-
-
-def _on_accelerator():
-    """Whether the Keras backend computes on a GPU/TPU (the step then gets bigger chunks and XLA)."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return jax.default_backend() != "cpu"
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
-    return False
-
-
-# --------------------------------------------------------------------------
-# Chunk sources: arrays and datasets behind one interface
-# --------------------------------------------------------------------------
-
-
-def _is_dataset(x):
-    return hasattr(x, "as_numpy_iterator") and not isinstance(x, np.ndarray)
-
-
-def _check_points_array(arr, what, origin=""):
-    """Validates rank and dtype of a 2-D point array; returns it unchanged."""
-    if arr.ndim != 2:
-        hint = ""
-        if origin == "dataset":
-            hint = (
-                " (a tf.data.Dataset element; datasets must yield batches, "
-                "e.g. ds.batch(1024))"
-                if arr.ndim < 2
-                else " (a tf.data.Dataset element)"
-            )
-        elif arr.ndim > 2:
-            hint = "; reshape it yourself, e.g. x.reshape(-1, x.shape[-1])"
-        raise ValueError(
-            "k-means expects 2-D input [n_points, n_features], got shape "
-            f"{tuple(arr.shape)} for the {what}{hint}."
-        )
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(
-            f"k-means expects numeric (real-valued) input, got dtype "
-            f"{arr.dtype} for the {what}."
-        )
-    return arr
-
-
-class _ArraySource:
-    """Chunk source over an in-memory array.
-
-    Args:
-        x: array-like `[n_points, n_features]`.
-        what: name of the input, for error messages.
-        validated: skip validation (for internal float32 arrays).
-    """
-
-    is_dataset = False
-
-    def __init__(self, x, what="input", validated=False):
-        if not validated:
-            try:
-                x = np.asarray(x)
-            except (TypeError, ValueError) as e:
-                raise ValueError(
-                    f"Could not convert the {what} to a numeric array: {e}"
-                ) from e
-            _check_points_array(x, what)
-        self.array = x
-        self.n_points = x.shape[0]
-        self.dim = x.shape[1]
-
-    def chunks(self, rows):
-        """Yields float32 C-contiguous chunks of `rows` rows (last may be short)."""
-        for start in range(0, self.n_points, rows):
-            yield np.ascontiguousarray(
-                self.array[start : start + rows], dtype=np.float32
-            )
-
-
-class _ResidentPoints:
-    """An in-memory point set held as one backend tensor for the whole fit.
-
-    Lloyd's iterations on an array (the whole array, or the sample drawn from
-    it) do not stream the points from the host on every pass: the points are
-    converted once, padded with zero rows to whole chunks, and each pass is
-    one compiled call over all chunks (`_resident_pass`).  The per-cluster
-    sums and counts are kept up to date incrementally: after a pass only the
-    points whose nearest centroid changed are gathered and moved between
-    clusters (`_sums_delta`); the running totals are float64 on the host.
-
-    Args:
-        array: float32 C-contiguous NumPy array `[n, D]` (already validated).
-        rows: rows per chunk.
-
-    Example:
-
-    >>> points = _ResidentPoints(np.zeros((10, 2), np.float32), rows=4)
-    >>> points.n_points, tuple(points.chunks3d.shape)
-    (10, (3, 4, 2))
-    """
-
-    is_dataset = False
-
-    def __init__(self, array, rows):
-        n, d = array.shape
-        n_chunks = -(-n // rows)
-        self.array = array
-        self.n_points, self.dim, self.rows = n, d, rows
-        if n_chunks * rows != n:
-            padded = np.zeros((n_chunks * rows, d), np.float32)
-            padded[:n] = array
-        else:
-            padded = array
-        self.x = keras.ops.convert_to_tensor(padded)
-        self.chunks3d = keras.ops.reshape(self.x, (n_chunks, rows, d))
-        sq = np.einsum("ij,ij->i", padded, padded)  # constant: computed once, not on every pass
-        self.chunks_sq = keras.ops.convert_to_tensor(sq.reshape(n_chunks, rows))
-        self.assign = self.sums = self.counts = None
-
-    def reset(self, n_clusters):
-        """Starts a new run: no point assigned (dummy cluster `n_clusters`), zero sums and counts."""
-        self.assign = np.full(self.n_points, n_clusters, np.int32)
-        self.sums = np.zeros((n_clusters, self.dim), np.float64)
-        self.counts = np.zeros(n_clusters, np.float64)
-
-    def chunks(self, rows):
-        """Yields the host array in chunks of `rows` rows (as `_ArraySource.chunks`)."""
-        return _ArraySource(self.array, validated=True).chunks(rows)
-
-
-class _DatasetSource:
-    """Chunk source over a `tf.data.Dataset` of `[b, n_features]` batches.
-
-    The dataset's batches are re-batched to exactly `rows` rows (the last
-    chunk may be shorter), so the chunks -- and hence all results -- do not
-    depend on the dataset's batch size.  A dataset that is sampled gives
-    the same results as the same points in an array; one that Lloyd streams
-    (`max_points_per_centroid=None`) sums each chunk and an array's points
-    are summed incrementally (`_ResidentPoints`), so the two agree up to
-    float32 rounding of the per-cluster sums.
-
-    Args:
-        ds: the dataset.
-        what: name of the input, for error messages.
-    """
-
-    is_dataset = True
-    n_points = None  # unknown until a pass has been made
-
-    def __init__(self, ds, what="input"):
-        spec = getattr(ds, "element_spec", None)
-        if isinstance(spec, (tuple, list, dict)):
-            raise ValueError(
-                f"k-means expects the {what} dataset to yield single "
-                f"[batch, n_features] float tensors, got element_spec {spec}; "
-                "map it to the features first, e.g. ds.map(lambda x, y: x)."
-            )
-        self.ds = ds
-        self.what = what
-        self.dim = None
-
-    def _element(self, el):
-        if isinstance(el, (tuple, list, dict)):
-            raise ValueError(
-                f"k-means expects the {self.what} dataset to yield single "
-                f"[batch, n_features] float tensors, got a {type(el).__name__}; "
-                "map it to the features first, e.g. ds.map(lambda x, y: x)."
-            )
-        arr = _check_points_array(np.asarray(el), self.what, origin="dataset")
-        if self.dim is None:
-            self.dim = arr.shape[1]
-        elif arr.shape[1] != self.dim:
-            raise ValueError(
-                f"The {self.what} dataset yields batches with different "
-                f"feature dims: {self.dim} and then {arr.shape[1]}."
-            )
-        return np.ascontiguousarray(arr, dtype=np.float32)
-
-    def chunks(self, rows):
-        """Yields float32 chunks of exactly `rows` rows (the last may be short)."""
-        buf, n_buf = [], 0
-        for el in self.ds.as_numpy_iterator():
-            arr = self._element(el)
-            if arr.shape[0] == 0:
-                continue
-            if n_buf == 0 and arr.shape[0] == rows:
-                yield arr
-                continue
-            buf.append(arr)
-            n_buf += arr.shape[0]
-            while n_buf >= rows:
-                cat = buf[0] if len(buf) == 1 else np.concatenate(buf)
-                yield cat[:rows]
-                rest = cat[rows:]
-                buf, n_buf = ([rest], rest.shape[0]) if rest.shape[0] else ([], 0)
-        if n_buf:
-            yield buf[0] if len(buf) == 1 else np.concatenate(buf)
-
-
-def _make_source(x, what):
-    if _is_dataset(x):
-        return _DatasetSource(x, what)
-    return _ArraySource(x, what)
-
-
-# --------------------------------------------------------------------------
-# Host-side helpers: sampling, moments, farthest points, seeding
-# --------------------------------------------------------------------------
-
-
-class _RandomKeySample:
-    """Uniform sample of at most `capacity` points by smallest random key.
-
-    Every point gets a key `rng.random()` in stream order; the `capacity`
-    points with the smallest keys are kept.  Because NumPy generators give the
-    same numbers whether drawn in one call or in many, the sample depends only
-    on the seed and the order of the points, not on the chunking.
-
-    Args:
-        capacity: sample size.
-        rng: `np.random.Generator` used for the keys.
-    """
-
-    def __init__(self, capacity, rng):
-        self.capacity = int(capacity)
-        self.rng = rng
-        self.size = 0
-        self.keys = self.index = self.rows = None
-
-    def _grow(self, needed, dim):
-        alloc = 0 if self.keys is None else self.keys.shape[0]
-        if needed <= alloc:
-            return
-        new = min(self.capacity, max(needed, 2 * alloc, 1024))
-        keys = np.empty(new, np.float64)
-        index = np.empty(new, np.int64)
-        rows = np.empty((new, dim), np.float32)
-        if self.size:
-            keys[: self.size] = self.keys[: self.size]
-            index[: self.size] = self.index[: self.size]
-            rows[: self.size] = self.rows[: self.size]
-        self.keys, self.index, self.rows = keys, index, rows
-
-    def add(self, chunk, start):
-        """Offers the points of `chunk` (global indices from `start`)."""
-        b = chunk.shape[0]
-        keys = self.rng.random(b)
-        pos = 0
-        if self.size < self.capacity:
-            take = min(self.capacity - self.size, b)
-            self._grow(self.size + take, chunk.shape[1])
-            sl = slice(self.size, self.size + take)
-            self.keys[sl] = keys[:take]
-            self.index[sl] = np.arange(start, start + take)
-            self.rows[sl] = chunk[:take]
-            self.size += take
-            pos = take
-        if pos == b:
-            return
-        # Reservoir full: merge with argpartition, replacing evicted slots.
-        keys = keys[pos:]
-        cand = np.flatnonzero(keys < self.keys.max())
-        if cand.size == 0:
-            return
-        all_keys = np.concatenate([self.keys, keys[cand]])
-        keep = np.argpartition(all_keys, self.capacity - 1)[: self.capacity]
-        mask = np.zeros(all_keys.shape[0], bool)
-        mask[keep] = True
-        evict = np.flatnonzero(~mask[: self.capacity])
-        enter = cand[np.flatnonzero(mask[self.capacity :])]
-        self.keys[evict] = keys[enter]
-        self.index[evict] = start + pos + enter
-        self.rows[evict] = chunk[pos:][enter]
-
-    def result(self):
-        """Returns the sampled rows `[size, D]` in stream order."""
-        order = np.argsort(self.index[: self.size], kind="stable")
-        return self.rows[: self.size][order]
-
-
-class _Moments:
-    """Streaming per-feature mean/variance (Chan et al.'s parallel merge)."""
-
-    def __init__(self):
-        self.n = 0
-        self.mean = self.m2 = None
-
-    def update(self, chunk):
-        c = chunk.astype(np.float64)
-        mean = c.mean(axis=0)
-        self.merge(c.shape[0], mean, np.square(c - mean).sum(axis=0))
-
-    def merge(self, n, mean, m2):
-        """Adds another set's count, per-feature mean and sum of squared deviations."""
-        if n == 0:
-            return
-        if self.n == 0:
-            self.n, self.mean, self.m2 = n, mean, m2
-            return
-        total = self.n + n
-        delta = mean - self.mean
-        self.mean = self.mean + delta * (n / total)
-        self.m2 = self.m2 + m2 + np.square(delta) * (self.n * n / total)
-        self.n = total
-
-    def mean_variance(self):
-        return float(np.mean(self.m2 / self.n)) if self.n else 0.0
-
-
-def _all_process_moments(moments, dim):
-    """The moments of all processes' points (merged in process order, so identical on every process)."""
-    from layerwise_keras import distribute_jax
-
-    row = np.zeros(1 + 2 * dim, np.float64)
-    if moments.n:
-        row[0], row[1 : 1 + dim], row[1 + dim :] = moments.n, moments.mean, moments.m2
-    merged = _Moments()
-    for r in distribute_jax.process_allgather(row[None]):
-        merged.merge(int(r[0]), r[1 : 1 + dim], r[1 + dim :])
-    return merged
-
-
-class _FarthestPoints:
-    """Running list of the `capacity` distinct points farthest from their centroid.
-
-    Kept sorted by decreasing distance; used to re-seed empty clusters after
-    an assignment pass without a second pass over the data.
-    """
-
-    def __init__(self, capacity):
-        self.capacity = int(capacity)
-        self.dist = self.rows = self.assign = None
-
-    def update(self, dist, rows, assign):
-        cap = self.capacity
-        if self.dist is not None and self.dist.shape[0] >= cap:
-            sel = np.flatnonzero(dist > self.dist[-1])
-        else:
-            sel = np.arange(dist.shape[0])
-        if sel.size == 0:
-            return
-        if sel.size > cap:
-            sel = np.sort(sel[np.argpartition(-dist[sel], cap - 1)[:cap]])
-        d, r, a = dist[sel], rows[sel], assign[sel]
-        if self.dist is not None:
-            d = np.concatenate([self.dist, d])
-            r = np.concatenate([self.rows, r])
-            a = np.concatenate([self.assign, a])
-        order = np.argsort(-d, kind="stable")
-        d, r, a = d[order], np.ascontiguousarray(r[order]), a[order]
-        # Drop exact duplicate rows, keeping the farthest occurrence.
-        row_keys = r.view(np.dtype((np.void, r.dtype.itemsize * r.shape[1]))).ravel()
-        _, first = np.unique(row_keys, return_index=True)
-        if first.shape[0] < d.shape[0]:
-            first.sort()
-            d, r, a = d[first], r[first], a[first]
-        self.dist, self.rows, self.assign = d[:cap], r[:cap], a[:cap]
-
-
-def _sq_dists(c, x, x_sq):
-    """Squared distances `[len(c), len(x)]` in float32, clamped at 0."""
-    d = x_sq[None, :] - 2.0 * (c @ x.T) + np.einsum("ij,ij->i", c, c)[:, None]
-    return np.maximum(d, 0.0, out=d)
-
-
-def _kmeans_plusplus(x, n_clusters, rng, n_local_trials=None):
-    """Greedy k-means++ seeding (as in scikit-learn).
-
-    Args:
-        x: float32 array `[n, D]` with `n >= n_clusters`.
-        n_clusters: number of centroids.
-        rng: `np.random.Generator`.
-        n_local_trials: candidates per step; default `2 + int(log(n_clusters))`.
-
-    Returns:
-        float32 array `[n_clusters, D]` of initial centroids (rows of `x`).
-    """
-    n, d = x.shape
-    if n_local_trials is None:
-        n_local_trials = 2 + int(np.log(n_clusters))
-    x_sq = np.einsum("ij,ij->i", x, x)
-    centers = np.empty((n_clusters, d), np.float32)
-    first = int(rng.integers(n))
-    centers[0] = x[first]
-    closest = _sq_dists(x[first : first + 1], x, x_sq)[0]
-    potential = closest.sum(dtype=np.float64)
-    for c in range(1, n_clusters):
-        rand_vals = rng.random(n_local_trials) * potential
-        cand = np.searchsorted(np.cumsum(closest, dtype=np.float64), rand_vals)
-        np.minimum(cand, n - 1, out=cand)
-        dist = _sq_dists(x[cand], x, x_sq)
-        np.minimum(closest[None, :], dist, out=dist)
-        pots = dist.sum(axis=1, dtype=np.float64)
-        best = int(np.argmin(pots))
-        potential = pots[best]
-        closest = dist[best]
-        centers[c] = x[cand[best]]
-    return centers
-
-
-def _update_centroids(sums, counts, old, far):
-    """New centroids from float64 `sums`/`counts`, re-seeding empty clusters.
-
-    Modifies `sums` and `counts` in place.  Returns `(centroids, n_empty)`.
-    """
-    empty = np.flatnonzero(counts == 0)
-    if empty.size and far is not None and far.dist is not None:
-        n_cand = far.dist.shape[0]
-        used = np.zeros(n_cand, bool)
-        for i, j in enumerate(empty):
-            p = i % n_cand  # cycles (duplicates) only if too few distinct points
-            point = far.rows[p].astype(np.float64)
-            if not used[p]:
-                used[p] = True
-                donor = far.assign[p]
-                if counts[donor] > 1:  # take the point out of its old cluster
-                    sums[donor] -= point
-                    counts[donor] -= 1
-            sums[j] = point
-            counts[j] = 1
-    new = old.astype(np.float64)
-    nonempty = counts > 0
-    new[nonempty] = sums[nonempty] / counts[nonempty, None]
-    return new.astype(np.float32), int(empty.size)
 
 
 def _check_int(name, value, minimum, allow_none=False):
@@ -664,11 +102,6 @@ def _check_int(name, value, minimum, allow_none=False):
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}.")
     return int(value)
-
-
-# --------------------------------------------------------------------------
-# KMeans
-# --------------------------------------------------------------------------
 
 
 class KMeans:
@@ -792,6 +225,36 @@ class KMeans:
         self._step = None
         self._resident = None
 
+    def get_config(self):
+        """Returns the constructor arguments as a dict (`KMeans.from_config` rebuilds an unfitted estimator).
+
+        An array `init` is returned as a nested list; a `distribute` strategy
+        is not serialisable and is returned as None.
+
+        Example:
+
+        >>> KMeans.from_config(KMeans(8, max_iter=20).get_config()).max_iter
+        20
+        """
+        return {
+            "n_clusters": self.n_clusters,
+            "init": self.init if isinstance(self.init, str) else np.asarray(self.init).tolist(),
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "seed": self.seed,
+            "max_points_per_centroid": self.max_points_per_centroid,
+            "batch_size": self.batch_size,
+            "n_init": self.n_init,
+            "jit_compile": self.jit_compile,
+            "verbose": self.verbose,
+            "distribute": self.distribute if self.distribute in (None, "processes") else None,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """Creates an unfitted `KMeans` from `get_config()`'s dict."""
+        return cls(**config)
+
     def _check_init(self, init):
         if isinstance(init, str):
             if init not in ("k-means++", "random"):
@@ -882,7 +345,7 @@ class KMeans:
                 raise ValueError("KMeans(distribute=...) takes a tf.distribute.Strategy: TensorFlow backend only.")
             self._step = self._compile(_lloyd_step)
             if self._replicas() > 1:
-                from layerwise_keras.distribute import replicated_step
+                from layerwise_keras.clustering.distribute_tf import replicated_step
 
                 self._step = replicated_step(self.distribute, self._step)
         return self._step
@@ -910,13 +373,11 @@ class KMeans:
         """JAX processes clustering together (1 unless `distribute="processes"` under `jax.distributed`)."""
         if self.distribute != "processes":
             return 1
-        from layerwise_keras import distribute_jax
 
         return distribute_jax.process_count()
 
     def _reduce_pass(self, sums, counts, inertia, far, n_track):
         """Sums one pass's results over the processes; the farthest points of all processes if a cluster is empty."""
-        from layerwise_keras import distribute_jax
 
         sums, counts, inertia = distribute_jax.process_sum([sums, counts, np.float64(inertia)])
         if n_track > 0 and np.any(counts == 0):  # the same decision on every process
@@ -1100,33 +561,61 @@ class KMeans:
         >>> km.n_points_seen_, km.n_points_
         (1000, 400)
         """
-        k = self.n_clusters
         source = _make_source(x, "fit input")
-        mppc = self.max_points_per_centroid
-        streamed = source.is_dataset and mppc is None
+        streamed = source.is_dataset and self.max_points_per_centroid is None
+        n, dim, n_bad, sample, moments = self._scan(source, self._sample_capacity(source, streamed), streamed)
+        n, n_bad = self._all_processes_counts(n, n_bad)
+        self._check_scanned(n, dim, n_bad)
+        lloyd_source, n_lloyd, init_points, tol_abs = self._lloyd_input(source, streamed, n, dim, sample, moments)
+        rows = min(self._chunk_rows(), n_lloyd)
+        best = self._best_of_inits(lloyd_source, rows, init_points, tol_abs, n_lloyd)
+
+        self.cluster_centers_ = best["centroids"]
+        self.inertia_ = float(best["inertia"])
+        self.n_iter_ = int(best["n_iter"])
+        self.counts_ = best["counts"]
+        self.n_points_ = int(n_lloyd)
+        self.n_points_seen_ = int(n)
+        self.n_reseeded_ = int(best["n_reseeded"])
+        self.converged_ = bool(best["converged"])
+        self._step_rows = rows
+        return self
+
+    # -- the parts of fit ------------------------------------------------------
+
+    def _sample_capacity(self, source, streamed):
+        """How many points the scan keeps as the sample (None: the whole array is the sample)."""
+        k, mppc = self.n_clusters, self.max_points_per_centroid
         if streamed:  # Lloyd streams; k-means++ runs on a sample
             capacity = k * _INIT_POINTS_PER_CENTROID
         elif source.is_dataset:  # sample (all points if there are few)
             capacity = k * mppc
         elif mppc is not None and source.n_points > k * mppc:
             capacity = k * mppc
-        else:  # the whole array is the sample
+        else:
             capacity = None
         procs = self._processes()
         if procs > 1 and capacity is not None:  # each process samples its share
             capacity = -(-capacity // procs)
-        n, dim, n_bad, sample, moments = self._scan(source, capacity, streamed)
-        if procs > 1:
-            from layerwise_keras import distribute_jax
+        return capacity
 
-            local = np.array([n, n_bad, int(n == 0)], np.int64)
-            n, n_bad, n_idle = (int(v) for v in distribute_jax.process_sum([local])[0])
-            if n_idle and n:
-                raise ValueError(
-                    f"k-means with distribute='processes': {n_idle} of {procs} processes passed no "
-                    "points; every process needs at least one."
-                )
+    def _all_processes_counts(self, n, n_bad):
+        """The point and non-finite counts over all JAX processes (this process's own with one)."""
+        procs = self._processes()
+        if procs == 1:
+            return n, n_bad
+        local = np.array([n, n_bad, int(n == 0)], np.int64)
+        n, n_bad, n_idle = (int(v) for v in distribute_jax.process_sum([local])[0])
+        if n_idle and n:
+            raise ValueError(
+                f"k-means with distribute='processes': {n_idle} of {procs} processes passed no "
+                "points; every process needs at least one."
+            )
+        return n, n_bad
 
+    def _check_scanned(self, n, dim, n_bad):
+        """Refuses what the scan found unusable: no points or features, NaN/Inf, fewer points than clusters."""
+        k = self.n_clusters
         if n == 0:
             raise ValueError(
                 "k-means needs at least one point, got an empty input (0 points)."
@@ -1151,12 +640,14 @@ class KMeans:
                 f"has {dim} features; expected shape ({k}, {dim})."
             )
 
+    def _lloyd_input(self, source, streamed, n, dim, sample, moments):
+        """What Lloyd runs on: `(source, n_points, seeding points, absolute tolerance)`."""
+        k, mppc, procs = self.n_clusters, self.max_points_per_centroid, self._processes()
         if streamed:
             lloyd_source, n_lloyd = source, n
             init_points = sample.result()
             if procs > 1:
                 moments = _all_process_moments(moments, dim)
-            tol_abs = self.tol * moments.mean_variance()
             self._log(
                 1,
                 f"streaming all {n} points from the dataset on each Lloyd "
@@ -1186,15 +677,17 @@ class KMeans:
             if procs > 1:
                 moments = _all_process_moments(moments, dim)
                 n_lloyd = moments.n
-            tol_abs = self.tol * moments.mean_variance()
+        tol_abs = self.tol * moments.mean_variance()
         if procs > 1 and isinstance(self.init, str):  # seed on the union of the processes' samples
             seeding = -(-k * _INIT_POINTS_PER_CENTROID // procs)
             if init_points.shape[0] > seeding:
                 keep = np.random.default_rng(self.seed).choice(init_points.shape[0], seeding, replace=False)
                 init_points = init_points[np.sort(keep)]
             init_points = distribute_jax.process_allgather(init_points)
+        return lloyd_source, n_lloyd, init_points, tol_abs
 
-        rows = min(self._chunk_rows(), n_lloyd)
+    def _best_of_inits(self, lloyd_source, rows, init_points, tol_abs, n_lloyd):
+        """Runs Lloyd from each of the `n_init` seedings; returns the result of lowest inertia."""
         n_runs = self.n_init if isinstance(self.init, str) else 1
         if n_runs < self.n_init:
             self._log(1, "init is an array: running a single init.")
@@ -1215,21 +708,11 @@ class KMeans:
         if any_reseeded:
             warnings.warn(
                 f"KMeans re-seeded {any_reseeded} empty cluster(s) during fit "
-                f"(n_clusters={k}, {n_lloyd} points); if this keeps happening "
+                f"(n_clusters={self.n_clusters}, {n_lloyd} points); if this keeps happening "
                 "the data may have fewer distinct points than clusters.",
-                stacklevel=2,
+                stacklevel=3,
             )
-
-        self.cluster_centers_ = best["centroids"]
-        self.inertia_ = float(best["inertia"])
-        self.n_iter_ = int(best["n_iter"])
-        self.counts_ = best["counts"]
-        self.n_points_ = int(n_lloyd)
-        self.n_points_seen_ = int(n)
-        self.n_reseeded_ = int(best["n_reseeded"])
-        self.converged_ = bool(best["converged"])
-        self._step_rows = rows
-        return self
+        return best
 
     # -- predict -------------------------------------------------------------
 

@@ -44,6 +44,8 @@ import zlib
 
 import numpy as np
 
+from layerwise_keras import compat
+
 _AXIS = "processes"
 
 
@@ -54,15 +56,6 @@ def _jax():
     except ImportError:
         return None
     return jax
-
-
-def _backends_started(jax):
-    try:
-        from jax._src import xla_bridge
-
-        return bool(xla_bridge.backends_are_initialized())
-    except (ImportError, AttributeError):
-        return True
 
 
 def process_count():
@@ -86,7 +79,7 @@ def process_count():
     jax = _jax()
     if jax is None:
         return 1
-    if not jax.distributed.is_initialized() and not _backends_started(jax):
+    if not jax.distributed.is_initialized() and not compat.jax_backends_started():
         return 1
     return int(jax.process_count())
 
@@ -109,7 +102,7 @@ def process_index():
     jax = _jax()
     if jax is None:
         return 0
-    if not jax.distributed.is_initialized() and not _backends_started(jax):
+    if not jax.distributed.is_initialized() and not compat.jax_backends_started():
         return 0
     return int(jax.process_index())
 

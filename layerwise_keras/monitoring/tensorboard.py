@@ -36,8 +36,9 @@ import tensorflow as tf
 from tensorboard.plugins import projector
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
-from layerwise_keras.patches import centroid_patches, tile_patches
-from layerwise_keras.trainer import LayerwiseTrainer
+from layerwise_keras.growth.builder import stage_layer
+from layerwise_keras.growth.trainer import LayerwiseTrainer
+from layerwise_keras.monitoring.patches import centroid_patches, tile_patches
 
 STAGES_RUN = "stages"
 
@@ -164,7 +165,7 @@ class StageSummaries(keras.callbacks.Callback):
                 description=f"Points per k-means cluster of stage {n} (bucket k = cluster k).",
             ),
         )
-        centroids = keras.ops.convert_to_numpy(self.model.get_layer(f"stage{n}_assign").centroids)
+        centroids = keras.ops.convert_to_numpy(stage_layer(self.model, n, "assign").centroids)
         base = os.path.join(self.stage_dir, f"stage{n}_centroids")
         np.savetxt(base + ".tsv", centroids, delimiter="\t", fmt="%.7g")
         with open(base + "_metadata.tsv", "w") as f:

@@ -28,8 +28,6 @@ Two details of Keras' trainer are handled deliberately:
   stage's last epoch belong to that stage, before it is clustered.
 """
 
-import contextlib
-import dataclasses
 import math
 import time
 import warnings
@@ -37,235 +35,70 @@ import warnings
 import keras
 import numpy as np
 
-from layerwise_keras.kmeans import KMeans
-from layerwise_keras.layers import ASSIGNMENTS, ClusterAssignment
-
-READOUTS = ("flatten", "global_avg")
-
-
-def _pair(value, name):
-    if isinstance(value, int):
-        value = (value, value)
-    value = tuple(int(v) for v in value)
-    if len(value) != 2 or min(value) < 1:
-        raise ValueError(f"Stage: {name} must be a positive int or a pair of them, got {value!r}.")
-    return value
-
-
-@dataclasses.dataclass
-class Stage:
-    """One stage of layerwise growth: a two-layer net, then k-means.
-
-    Args:
-        width: int, number of filters of the stage's convolution.
-        kernel_size: int or pair, the convolution's window (s in the paper).
-        strides: int or pair, or `None` for `kernel_size` (non-overlapping
-            s x s patches, as in the paper).
-        clusters: int K, the number of k-means clusters the stage's
-            embeddings are grouped into, or `None` for the last stage, whose
-            readout is the final classifier.
-        epochs: int, training epochs of the stage's two-layer net.
-        assignment: how embeddings become the next stage's input: `"hard"`
-            (one-hot of the nearest centroid, the paper), `"soft"` or
-            `"triangle"` (see `ClusterAssignment`).
-        temperature: softmax temperature of the `"soft"` assignment.
-        readout: `"flatten"` (flatten + dense) or `"global_avg"`
-            (global average pooling + dense): the paper does not say which.
-        padding: `"valid"` or `"same"`, the convolution's padding.
-        kmeans: dict of extra `layerwise_keras.KMeans` arguments
-            (`max_iter`, `tol`, `max_points_per_centroid`, `init`, ...).
-
-    Returns:
-        A `Stage` (a dataclass; `to_config()` / `Stage.from_config()` convert
-        it to and from a JSON-able dict).
-
-    Example:
-
-    >>> stages = [Stage(width=32, kernel_size=3, clusters=16, epochs=2),
-    ...           Stage(width=64, kernel_size=3, epochs=3)]
-    """
-
-    width: int
-    kernel_size: object = 3
-    strides: object = None
-    clusters: object = None
-    epochs: int = 1
-    assignment: str = "hard"
-    temperature: float = 1.0
-    readout: str = "flatten"
-    padding: str = "valid"
-    kmeans: dict = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self):
-        if int(self.width) != self.width or self.width < 1:
-            raise ValueError(f"Stage: width must be a positive integer, got {self.width!r}.")
-        self.kernel_size = _pair(self.kernel_size, "kernel_size")
-        self.strides = self.kernel_size if self.strides is None else _pair(self.strides, "strides")
-        if self.clusters is not None and (int(self.clusters) != self.clusters or self.clusters < 2):
-            raise ValueError(
-                f"Stage: clusters must be an integer >= 2 or None, got {self.clusters!r}."
-            )
-        if int(self.epochs) != self.epochs or self.epochs < 1:
-            raise ValueError(f"Stage: epochs must be a positive integer, got {self.epochs!r}.")
-        if self.assignment not in ASSIGNMENTS:
-            raise ValueError(
-                f"Stage: assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}."
-            )
-        if self.readout not in READOUTS:
-            raise ValueError(f"Stage: readout must be one of {READOUTS}, got {self.readout!r}.")
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"Stage: padding must be 'valid' or 'same', got {self.padding!r}.")
-        unknown = set(self.kmeans) - set(KMeans.__init__.__code__.co_varnames[1:])
-        if unknown or "n_clusters" in self.kmeans:
-            raise ValueError(
-                f"Stage: unknown or reserved kmeans options {sorted(unknown | ({'n_clusters'} & set(self.kmeans)))}; "
-                "set the number of clusters with Stage(clusters=...)."
-            )
-
-    def to_config(self):
-        """Returns the stage as a JSON-able dict."""
-        config = dataclasses.asdict(self)
-        config["kernel_size"] = list(self.kernel_size)
-        config["strides"] = list(self.strides)
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        """Creates a stage from `to_config()`'s dict (unknown keys are an error)."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(config) - fields
-        if unknown:
-            raise ValueError(f"Stage: unknown keys {sorted(unknown)}; expected a subset of {sorted(fields)}.")
-        return cls(**config)
-
-
-def stage_conv(stage, n, seed=0):
-    """Returns stage `n`'s (1-based) convolution + ReLU layer, seeded.
-
-    Args:
-        stage: the `Stage`.
-        n: 1-based stage index (names the layer `stage{n}_conv`).
-        seed: int; the initialiser's seed is derived from it and `n`.
-
-    Returns:
-        A `keras.layers.Conv2D`.
-    """
-    return keras.layers.Conv2D(
-        stage.width,
-        stage.kernel_size,
-        strides=stage.strides,
-        padding=stage.padding,
-        activation="relu",
-        kernel_initializer=keras.initializers.HeUniform(seed=seed * 1000 + n),
-        name=f"stage{n}_conv",
-    )
-
-
-def stage_readout(stage, n, num_classes, seed=0):
-    """Returns stage `n`'s readout layers: flatten (or pool) + dense logits.
-
-    Args:
-        stage: the `Stage` (its `readout` picks flatten or global pooling).
-        n: 1-based stage index (names the layers `stage{n}_readout*`).
-        num_classes: int, the number of logits.
-        seed: int; the initialiser's seed is derived from it and `n`.
-
-    Returns:
-        A list of two layers.
-    """
-    if stage.readout == "flatten":
-        reduce = keras.layers.Flatten(name=f"stage{n}_readout_flatten")
-    else:
-        reduce = keras.layers.GlobalAveragePooling2D(name=f"stage{n}_readout_pool")
-    dense = keras.layers.Dense(
-        num_classes,
-        kernel_initializer=keras.initializers.GlorotUniform(seed=seed * 1000 + n + 500),
-        name=f"stage{n}_readout",
-    )
-    return [reduce, dense]
-
-
-def input_model(input_shape, name="layerwise"):
-    """Returns the empty `keras.Sequential` model a `LayerwiseTrainer` grows.
-
-    Args:
-        input_shape: shape of one image, e.g. `(27, 27, 1)`.
-        name: the model's name.
-
-    Returns:
-        A `keras.Sequential` holding only its `keras.Input`.
-
-    Example:
-
-    >>> model = input_model((27, 27, 1))
-    """
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3:
-        raise ValueError(
-            f"input_model: expected an image shape (height, width, channels), got {input_shape}."
-        )
-    return keras.Sequential([keras.Input(input_shape)], name=name)
-
-
-def _strategy(model):
-    """The model's `tf.distribute` strategy on the TensorFlow backend (None elsewhere)."""
-    if keras.backend.backend() != "tensorflow":
-        return None
-    from layerwise_keras.distribute import model_strategy
-
-    return model_strategy(model)
-
-
-def _replicated_strategy(model):
-    """The model's strategy if it has more than one replica (k-means then runs on all of them), else None."""
-    strategy = _strategy(model)
-    return strategy if strategy is not None and strategy.num_replicas_in_sync > 1 else None
-
-
-def _kmeans_distribute(model):
-    """What the stage's k-means runs on: the model's replicated strategy, `"processes"` (several JAX processes), or None."""
-    strategy = _replicated_strategy(model)
-    if strategy is not None:
-        return strategy
-    if keras.backend.backend() == "jax":
-        from layerwise_keras.distribute_jax import process_count
-
-        if process_count() > 1:
-            return "processes"
-    return None
-
-
-def _strategy_scope(model):
-    """Where new layers and optimizer variables are created: the model's strategy scope, if any."""
-    strategy = _strategy(model)
-    return strategy.scope() if strategy is not None else contextlib.nullcontext()
-
-
-def _image_batches(data, batch_size):
-    """Yields float32 numpy image batches from an array or a batched tf.data.Dataset."""
-    if hasattr(data, "as_numpy_iterator"):
-        for element in data.as_numpy_iterator():
-            if isinstance(element, (tuple, list)):
-                element = element[0]
-            yield np.asarray(element, dtype="float32")
-    else:
-        data = np.asarray(data, dtype="float32")
-        for start in range(0, len(data), batch_size):
-            yield data[start:start + batch_size]
+from layerwise_keras import compat
+from layerwise_keras.clustering.kmeans import KMeans
+from layerwise_keras.datasets.batches import image_batches
+from layerwise_keras.datasets.checks import check_images
+from layerwise_keras.growth.builder import append_stage, check_stages, count_stages, freeze_stage, stage_layer
+from layerwise_keras.growth.strategy import _kmeans_distribute, _replicated_strategy, _strategy_scope
 
 
 class _EmbeddingStream:
-    """A re-iterable stream of per-position embeddings, for `KMeans.fit`."""
+    """A re-iterable stream of per-position embeddings, for `KMeans.fit`.
 
-    def __init__(self, embed_fn, data, batch_size):
+    With `stage` set, a chunk holding NaN/Inf is an error that names the
+    stage (the trainer's own check, before k-means sees the points).
+    """
+
+    def __init__(self, embed_fn, data, batch_size, stage=None):
         self._embed_fn = embed_fn
         self._data = data
         self._batch_size = batch_size
+        self._stage = stage
 
     def as_numpy_iterator(self):
-        for images in _image_batches(self._data, self._batch_size):
+        for images in image_batches(self._data, self._batch_size):
             emb = np.asarray(self._embed_fn(images))
-            yield emb.reshape(-1, emb.shape[-1])
+            emb = emb.reshape(-1, emb.shape[-1])
+            if self._stage is not None and not np.isfinite(emb).all():
+                bad = int(emb.size - np.count_nonzero(np.isfinite(emb)))
+                raise ValueError(
+                    f"LayerwiseTrainer: stage {self._stage}'s embeddings hold {bad} non-finite values at the "
+                    f"stage end, before k-means. {_NON_FINITE_HINT}"
+                )
+            yield emb
+
+
+_NON_FINITE_HINT = (
+    "The inputs may hold NaN/Inf values (layerwise_keras.datasets.check_images finds them) "
+    "or the learning rate is too high."
+)
+
+
+def _non_finite_variables(model):
+    """Names and non-finite counts of the model's trainable variables that hold NaN/Inf."""
+    bad = []
+    for variable in model.trainable_variables:
+        value = keras.ops.convert_to_numpy(variable)
+        count = int(value.size - np.count_nonzero(np.isfinite(value)))
+        if count:
+            bad.append(f"{variable.path} ({count} of {value.size})")
+    return bad
+
+
+def _stage_line(result, n, total):
+    """One readable line for the end of stage `n`: accuracy, k-means figures, seconds."""
+    parts = []
+    for key in ("accuracy", "val_accuracy", "loss"):
+        if key in result:
+            parts.append(f"{key.replace('_', ' ')} {result[key]:.4f}")
+    if "kmeans_iterations" in result:
+        used = len(result["kmeans_counts"]) - result["dead_clusters"]
+        parts.append(
+            f"k-means {used}/{len(result['kmeans_counts'])} clusters used (entropy {result['cluster_entropy']:.2f}), "
+            f"{result['kmeans_iterations']} iterations, {result['kmeans_seconds']:.1f} s"
+        )
+    return f"LayerwiseTrainer: stage {n}/{total} done in {result['stage_seconds']:.1f} s: " + ", ".join(parts)
 
 
 class LayerwiseTrainer(keras.callbacks.Callback):
@@ -315,27 +148,10 @@ class LayerwiseTrainer(keras.callbacks.Callback):
 
     def __init__(self, stages, num_classes, kmeans_data, kmeans_batch_size=256, seed=0, verbose=1):
         super().__init__()
-        stages = [s if isinstance(s, Stage) else Stage.from_config(s) for s in stages]
-        if not stages:
-            raise ValueError("LayerwiseTrainer: at least one Stage is required.")
-        for i, stage in enumerate(stages[:-1], start=1):
-            if stage.clusters is None:
-                raise ValueError(
-                    f"LayerwiseTrainer: stage {i} is not the last stage, so it needs "
-                    "Stage(clusters=K) to feed the next stage."
-                )
-        if stages[-1].clusters is not None:
-            raise ValueError(
-                "LayerwiseTrainer: the last stage's readout is the classifier; "
-                f"set clusters=None on it (got clusters={stages[-1].clusters})."
-            )
-        if int(num_classes) != num_classes or num_classes < 2:
-            raise ValueError(f"LayerwiseTrainer: num_classes must be an integer >= 2, got {num_classes!r}.")
+        stages = check_stages(stages, num_classes)
         if kmeans_data is None:
             raise ValueError("LayerwiseTrainer: kmeans_data (the training images) is required.")
         if not hasattr(kmeans_data, "as_numpy_iterator"):
-            from layerwise_keras.datasets import check_images
-
             kmeans_data = check_images(kmeans_data, name="kmeans_data")
         self.stages = stages
         self.num_classes = int(num_classes)
@@ -361,21 +177,10 @@ class LayerwiseTrainer(keras.callbacks.Callback):
 
     def grown_stages(self, model=None):
         """Returns how many stages the model holds (the last may be in training)."""
-        model = model or self.model
-        return sum(1 for layer in model.layers if layer.name.startswith("stage") and layer.name.endswith("_conv"))
+        return count_stages(model or self.model)
 
     def _add_stage(self, model, index):
-        n = index + 1
-        model.add(stage_conv(self.stages[index], n, self.seed))
-        if len(model.input_shape) != 4:
-            raise ValueError(
-                f"LayerwiseTrainer: the model's input must be images (batch, H, W, C), got {model.input_shape}."
-            )
-        spatial = model.output_shape[1:3]
-        if any(d is not None and d < 1 for d in spatial):
-            raise ValueError(f"LayerwiseTrainer: stage {n} leaves no spatial positions (output {model.output_shape}).")
-        for layer in stage_readout(self.stages[index], n, self.num_classes, self.seed):
-            model.add(layer)
+        append_stage(model, self.stages[index], index + 1, self.num_classes, self.seed)
 
     def _recompile(self, model):
         config = model.get_compile_config()
@@ -402,7 +207,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         labels = (np.zeros((1,), "int32"), np.zeros((1, self.num_classes), "float32"))
         for y in labels:
             try:
-                model._symbolic_build(data_batch=(x, y))  # what fit does before its first step
+                compat.symbolic_build(model, (x, y))  # what fit does before its first step
                 return
             except (ValueError, TypeError):
                 continue
@@ -414,7 +219,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
                 f"LayerwiseTrainer grows a keras.Sequential model; got {type(model).__name__}. "
                 "Start from layerwise_keras.input_model(input_shape)."
             )
-        if not any(isinstance(l, keras.layers.InputLayer) for l in model._layers):
+        if not any(isinstance(l, keras.layers.InputLayer) for l in compat.sequential_layers(model)):
             raise ValueError(
                 "LayerwiseTrainer: the model must start with a keras.Input of image shape (H, W, C). "
                 "Start from layerwise_keras.input_model(input_shape)."
@@ -423,11 +228,13 @@ class LayerwiseTrainer(keras.callbacks.Callback):
     def begin(self, model):
         """Adds stage 1 (convolution + readout) to an empty compiled model and re-compiles it.
 
-        `fit` does this itself on the TensorFlow backend. The JAX and PyTorch
-        trainers build the model from a data batch before any callback runs,
-        which fails on a model holding only its `keras.Input`: on those
-        backends call `trainer.begin(model)` after `compile` and before
-        `fit`. Calling it when stage 1 is already there does nothing.
+        `fit` does this itself: the model of `input_model` calls it (as
+        `before_fit`) before Keras builds the model, on every backend, and
+        on the TensorFlow backend `on_train_begin` also does it for a plain
+        `keras.Sequential`. Call it yourself only to grow a plain
+        `keras.Sequential` on the JAX or PyTorch backend, after `compile`
+        and before `fit`. Calling it when stage 1 is already there does
+        nothing.
 
         Args:
             model: the compiled `keras.Sequential` from `input_model`.
@@ -447,6 +254,10 @@ class LayerwiseTrainer(keras.callbacks.Callback):
                 self._add_stage(model, 0)
                 self._recompile(model)
         return model
+
+    def before_fit(self, model):
+        """Called by `LayerwiseSequential.fit` before Keras builds the model: adds stage 1 (see `begin`)."""
+        self.begin(model)
 
     def restore(self, stage_results, epochs_done):
         """Continues an interrupted growth: the stages done and the epochs run so far.
@@ -513,13 +324,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         index = self.stage_of_epoch(epoch)
         logs["stage"] = index + 1
-        loss = logs.get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise ValueError(
-                f"LayerwiseTrainer: the training loss is {float(loss)} at stage {index + 1}, "
-                f"epoch {epoch + 1}. The inputs may hold NaN/Inf values "
-                "(layerwise_keras.datasets.check_images finds them) or the learning rate is too high."
-            )
+        self._check_finite(index + 1, epoch, logs)
         if epoch != self._last_epoch_of_stage[index]:
             return
         result = {"stage": index + 1}
@@ -536,37 +341,41 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         self._stage_start = None
         self.stage_results.append(result)
         if self.verbose:
-            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()
-                     if k != "kmeans_counts"}
-            print(f"\nLayerwiseTrainer: stage {index + 1}/{len(self.stages)} done: {shown}")
+            print("\n" + _stage_line(result, index + 1, len(self.stages)))
+
+    def _check_finite(self, n, epoch, logs):
+        """Stops with a clear error when the loss or a trainable weight turned NaN/Inf during the epoch."""
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise ValueError(
+                f"LayerwiseTrainer: the training loss is {float(loss)} at stage {n}, epoch {epoch + 1}. "
+                + _NON_FINITE_HINT
+            )
+        bad = _non_finite_variables(self.model)
+        if bad:
+            raise ValueError(
+                f"LayerwiseTrainer: non-finite weights at stage {n}, epoch {epoch + 1} (training loss {loss}): "
+                f"{', '.join(bad)}. " + _NON_FINITE_HINT
+            )
 
     def _cluster_and_grow(self, index):
         model = self.model
         stage = self.stages[index]
-        conv = model.get_layer(f"stage{index + 1}_conv")
+        conv = stage_layer(model, index + 1, "conv")
         position = model.layers.index(conv)
         prefix = keras.Sequential(
             [keras.Input(model.input_shape[1:])] + model.layers[: position + 1],
             name=f"stage{index + 1}_embedding",
         )
         stream = _EmbeddingStream(
-            lambda images: prefix(images, training=False), self.kmeans_data, self.kmeans_batch_size
+            lambda images: prefix(images, training=False), self.kmeans_data, self.kmeans_batch_size,
+            stage=index + 1,
         )
         kmeans, figures = cluster_stage(stage, index + 1, stream, self.seed, distribute=_kmeans_distribute(model))
 
         # Freeze the stage, drop its readout, append the assignment and the next stage.
-        conv.trainable = False
-        while model.layers[-1] is not conv:
-            model.pop()
         with _strategy_scope(model):  # mirrored variables under tf.distribute
-            assign = ClusterAssignment(
-                stage.clusters,
-                assignment=stage.assignment,
-                temperature=stage.temperature,
-                name=f"stage{index + 1}_assign",
-            )
-            model.add(assign)
-            assign.set_centroids(kmeans.cluster_centers_)
+            freeze_stage(model, stage, index + 1, kmeans.cluster_centers_)
             self._add_stage(model, index + 1)
             self._recompile(model)
         return figures
@@ -616,60 +425,3 @@ def cluster_stage(stage, n, stream, seed=0, distribute=None):
         "dead_clusters": int((~used).sum()),
         "kmeans_counts": [int(c) for c in kmeans.counts_],
     }
-
-
-def _assign_layer_names(model):
-    names = [l.name for l in model.layers if l.name.startswith("stage") and l.name.endswith("_assign")]
-    return sorted(names, key=lambda name: int(name[len("stage"):-len("_assign")]))
-
-
-def assignments(model, images, batch_size=256):
-    """Returns the per-stage cluster-id maps of a grown model.
-
-    Works on the grown `Sequential` (with `ClusterAssignment` layers) and on
-    its portable form (`layerwise_keras.export.to_portable_model`, or its
-    `.keras` file loaded with plain Keras), where each assignment is a frozen
-    `Dense` layer `stage{i}_assign` of nearest-centroid scores.
-
-    Args:
-        model: a model grown by `LayerwiseTrainer`, or its portable form.
-        images: float array `[n, H, W, C]`.
-        batch_size: images per forward pass.
-
-    Returns:
-        A list with one int32 array `[n, h_i, w_i]` per clustered stage, in
-        stage order: the id of the nearest centroid at every position.
-
-    Example:
-
-    >>> ids = assignments(model, x_test[:8])
-    >>> [a.shape for a in ids]
-    [(8, 9, 9), (8, 3, 3)]
-    """
-    from layerwise_keras.datasets import check_images
-
-    images = check_images(images)
-    names = _assign_layer_names(model)
-    if not names:
-        raise ValueError(f"assignments: model '{model.name}' has no stage*_assign layer (grow it first).")
-    outputs = [[] for _ in names]
-    if isinstance(model, keras.Sequential):
-        for batch in _image_batches(images, batch_size):
-            x, k = batch, 0
-            for layer in model.layers:
-                if k == len(names):
-                    break
-                if layer.name == names[k]:
-                    outputs[k].append(keras.ops.convert_to_numpy(keras.ops.argmax(layer.scores(x), axis=-1)))
-                    k += 1
-                x = layer(x, training=False)
-    else:
-        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-        probe = keras.Model(inputs, [model.get_layer(n).output for n in names])
-        for batch in _image_batches(images, batch_size):
-            scores_list = probe(batch, training=False)
-            if not isinstance(scores_list, (list, tuple)):
-                scores_list = [scores_list]
-            for k, scores in enumerate(scores_list):
-                outputs[k].append(keras.ops.convert_to_numpy(keras.ops.argmax(scores, axis=-1)))
-    return [np.concatenate(o).astype("int32") for o in outputs]

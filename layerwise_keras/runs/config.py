@@ -15,7 +15,7 @@ A configuration is a dict (usually a JSON file):
 
 `stages` entries are `layerwise_keras.Stage` fields; `optimizer` is any
 config `keras.optimizers.get` accepts. Bundled configurations live in
-`layerwise_keras/configs/` and are addressed by name (`"hierarchical_digits"`).
+`layerwise_keras/runs/configs/` and are addressed by name (`"hierarchical_digits"`).
 """
 
 import copy
@@ -23,7 +23,7 @@ import json
 import numbers
 import os
 
-from layerwise_keras.trainer import Stage
+from layerwise_keras.growth.stage import Stage
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 REQUIRED = ("dataset", "stages", "optimizer", "batch_size")
@@ -73,7 +73,7 @@ def validate_config(config, source="config"):
     if not isinstance(config["stages"], list) or not config["stages"]:
         raise ValueError(f"{source}: 'stages' must be a non-empty list.")
     try:
-        config["stages"] = [Stage.from_config(s).to_config() for s in config["stages"]]
+        config["stages"] = [Stage.from_config(s).get_config() for s in config["stages"]]
     except (TypeError, ValueError, OverflowError) as err:
         raise ValueError(f"{source}: bad stage: {err}") from err
     batch_size = config["batch_size"]

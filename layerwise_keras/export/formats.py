@@ -1,106 +1,19 @@
-"""Export a grown model as artifacts that need no `layerwise_keras` to run.
-
-* `to_portable_model(model)`: the same network as a functional Keras model
-  built from built-in layers and `keras.ops` only. Each `ClusterAssignment`
-  becomes a frozen `Dense` layer named `stage{i}_assign` whose outputs are
-  the nearest-centroid scores `e . 2c_k - ||c_k||^2`, followed by the
-  assignment written with ops (`argmax` + `one_hot` for `"hard"`). Its
-  `.keras` file loads with plain `keras.saving.load_model`.
-* `export_saved_model(model, path)`: a TensorFlow SavedModel whose
-  `serving_default` signature takes float32 images and returns logits
-  (TensorFlow-only: this module is the place for it).
-* `save_artifacts(model, output_dir)`: both, in the layout the CLI writes.
-* `export_litert(model_or_saved_model_path, path, ...)`: a LiteRT `.tflite`
-  (float, or int8 with a representative dataset); `export_onnx(model,
-  path)`: an `.onnx` file; both from `serving_model(model)`, whose argmax
-  the converters accept.
-* `predict_litert`, `predict_onnx`, `predict_saved_model`: run an artifact
-  with its own runtime (`ai_edge_litert`, onnxruntime, TensorFlow);
-  `compare_predictions` scores it against the Keras logits.
-* `export_run(run_dir, fmt, ...)`: what `layerwise-keras export` does with a
-  run folder.
-
-Nothing is overwritten unless `overwrite=True`.
+"""SavedModel, LiteRT and ONNX files of a grown model, and their runners (TensorFlow-only code).
 """
 
 import os
 import shutil
 
-import keras
-from keras import ops
 
-from layerwise_keras.layers import ClusterAssignment, assign_from_scores
-
-SAVED_MODEL_DIR = os.path.join("saved_model", "1")
-KERAS_FILE = "model.keras"
+from layerwise_keras.growth.builder import mentions_role
+from layerwise_keras.export.portable import serving_model
 
 
-def to_portable_model(model):
-    """Rebuilds a grown model from built-in Keras layers and ops only.
-
-    Args:
-        model: a `keras.Sequential` grown by `LayerwiseTrainer`.
-
-    Returns:
-        A functional `keras.Model` computing the same function, whose saved
-        `.keras` file loads without `layerwise_keras` installed.
-
-    Example:
-
-    >>> portable = to_portable_model(model)
-    >>> portable.save("saved_models/digits/model.keras")
-    """
-    if not isinstance(model, keras.Sequential):
-        raise TypeError(f"to_portable_model expects a keras.Sequential, got {type(model).__name__}.")
-    inputs = keras.Input(model.input_shape[1:], name="images")
-    x = inputs
-    for layer in model.layers:
-        if isinstance(layer, ClusterAssignment):
-            centroids = ops.convert_to_tensor(layer.centroids)
-            kernel = ops.convert_to_numpy(ops.transpose(centroids) * 2.0)
-            bias = ops.convert_to_numpy(-ops.sum(ops.square(centroids), axis=-1))
-            dense = keras.layers.Dense(layer.n_clusters, trainable=False, name=layer.name)
-            scores = dense(x)
-            dense.set_weights([kernel, bias])
-            x = assign_from_scores(x, scores, layer.assignment, layer.n_clusters, layer.temperature)
-        else:
-            clone = layer.__class__.from_config(layer.get_config())
-            x = clone(x)
-            clone.set_weights(layer.get_weights())
-    return keras.Model(inputs, x, name=f"{model.name}_portable")
+# Ops that `export_litert(int8=True)` quantises to int8 (unless they compute
+# cluster-assignment scores); every other op keeps float32 kernels.
+INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
-def load_keras_file(path):
-    """Loads a `.keras` file, turning a truncated or corrupt file into a clear error.
-
-    Args:
-        path: the `.keras` file.
-
-    Returns:
-        The loaded Keras model.
-
-    Raises:
-        FileNotFoundError: if `path` does not exist.
-        ValueError: if the file is not a readable Keras archive (truncated,
-            corrupt, or not a `.keras` file); the message names the path.
-
-    Example:
-
-    >>> model = load_keras_file("saved_models/digits/model.keras")
-    """
-    import zipfile
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found.")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path} is not a readable .keras archive (truncated or corrupt file?); "
-            "re-create it, e.g. with `layerwise-keras train --overwrite`."
-        )
-    try:
-        return keras.saving.load_model(path)
-    except (zipfile.BadZipFile, EOFError, KeyError, OSError, ValueError) as err:
-        raise ValueError(f"{path} could not be loaded as a Keras model (truncated or corrupt file?): {err}") from err
 
 
 def _check_target(path, overwrite):
@@ -133,125 +46,6 @@ def export_saved_model(model, path, overwrite=False):
     _check_target(path, overwrite)
     model.export(path, format="tf_saved_model", verbose=False)
     return path
-
-
-def save_artifacts(model, output_dir, overwrite=False):
-    """Writes the portable `.keras` file and the SavedModel into `output_dir`.
-
-    Args:
-        model: a grown `keras.Sequential`.
-        output_dir: folder to write `model.keras` and `saved_model/1/` into.
-        overwrite: replace existing artifacts instead of raising.
-
-    Returns:
-        A dict with the paths written (`keras`, `saved_model`).
-
-    Example:
-
-    >>> save_artifacts(model, "saved_models/digits")
-    """
-    os.makedirs(output_dir, exist_ok=True)
-    keras_path = os.path.join(output_dir, KERAS_FILE)
-    saved_model_path = os.path.join(output_dir, SAVED_MODEL_DIR)
-    for path in (keras_path, saved_model_path):
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(
-                f"{path} already exists; refusing to overwrite it (pass overwrite=True / --overwrite)."
-            )
-    portable = to_portable_model(model)
-    _check_target(keras_path, overwrite)
-    portable.save(keras_path)
-    export_saved_model(model, saved_model_path, overwrite=overwrite)
-    return {"keras": keras_path, "saved_model": saved_model_path}
-
-
-# ---------------------------------------------------------------------------
-# Serving artifacts: LiteRT (.tflite) and ONNX, and runners for every format
-# ---------------------------------------------------------------------------
-
-LITERT_FILE = "model.tflite"
-LITERT_INT8_FILE = "model_int8.tflite"
-ONNX_FILE = "model.onnx"
-SAVED_MODEL_ROOT = "saved_model"
-CONFIG_FILE = "config.json"
-FORMATS = ("tf_saved_model", "litert", "onnx")
-
-# Ops that `export_litert(int8=True)` quantises to int8 (unless they compute
-# cluster-assignment scores); every other op keeps float32 kernels.
-INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-# Output tensors of the nearest-centroid score layers (`stage{i}_assign`)
-# carry this in their names; they stay float32 under `int8=True`.
-ASSIGN_MARKER = "_assign"
-
-
-class _ConverterArgmax(keras.layers.Layer):
-    """`tf.argmax` over one axis, for converters (used in memory only, never saved).
-
-    `keras.ops.argmax` of a float tensor (TensorFlow backend) first maps -0.0
-    to the smallest negative float through a sign-bit test written with
-    `tf.bitcast` and `tf.bitwise.bitwise_and`; neither the LiteRT builtin op
-    set nor tf2onnx has those ops. Plain `tf.argmax` gives the same index
-    (the first maximum) except when a -0.0 and a +0.0 tie for the maximum.
-    """
-
-    def __init__(self, axis=-1, keepdims=False, **kwargs):
-        super().__init__(**kwargs)
-        self.axis = axis
-        self.keepdims = keepdims
-
-    def call(self, x):
-        import tensorflow as tf
-
-        index = tf.argmax(x, axis=self.axis, output_type=tf.int32)
-        return tf.expand_dims(index, self.axis) if self.keepdims else index
-
-    def compute_output_spec(self, x):
-        shape = list(x.shape)
-        if self.keepdims:
-            shape[self.axis] = 1
-        else:
-            del shape[self.axis]
-        return keras.KerasTensor(tuple(shape), dtype="int32")
-
-
-def _converter_op(operation):
-    # `keras.ops.argmax` nodes of a functional model are `Operation`s named
-    # "Argmax" (keras.src.ops.numpy.Argmax, not a public class).
-    if type(operation).__name__ == "Argmax" and not isinstance(operation, keras.layers.Layer):
-        return _ConverterArgmax(operation.axis, operation.keepdims, name=f"converter_{operation.name}")
-    return operation
-
-
-def serving_model(model):
-    """Returns the model as the LiteRT and ONNX converters need it.
-
-    A grown `keras.Sequential` (with `ClusterAssignment` layers) is first
-    rebuilt by `to_portable_model`. In a functional model every
-    `keras.ops.argmax` node is replaced by a plain `tf.argmax` (see
-    `_ConverterArgmax`); all layers and weights are shared with `model`, not
-    copied. The result computes the same logits and is meant for conversion
-    only (it is not saved as a `.keras` file).
-
-    Args:
-        model: a Keras model taking float32 images: grown, portable (e.g.
-            loaded from a run's `model.keras`) or any other.
-
-    Returns:
-        A `keras.Model`.
-
-    Example:
-
-    >>> portable = keras.saving.load_model("saved_models/digits/model.keras")
-    >>> converter_ready = serving_model(portable)
-    """
-    if isinstance(model, keras.Sequential):
-        if not any(isinstance(layer, ClusterAssignment) for layer in model.layers):
-            return model  # no graph-level argmax to replace
-        model = to_portable_model(model)
-    try:
-        return keras.models.clone_model(model, clone_function=_converter_op)
-    except ValueError:  # a subclassed model: no graph to rewrite, convert it as it is
-        return model
 
 
 def _check_can_write(path, overwrite):
@@ -336,7 +130,7 @@ def _int8_denylist(calibrated_model):
     return [
         d["output"]
         for d in describe_litert(calibrated_model)
-        if d["op"] not in INT8_OPS or ASSIGN_MARKER in d["output"]
+        if d["op"] not in INT8_OPS or mentions_role(d["output"], "assign")
     ]
 
 
@@ -587,121 +381,3 @@ def compare_predictions(expected, got):
         "top1_agreement": float((expected.argmax(-1) == got.argmax(-1)).mean()),
         "max_abs_logit_diff": float(np.abs(expected.astype("float64") - got).max()),
     }
-
-
-def _next_version(root):
-    versions = [int(n) for n in os.listdir(root) if n.isdigit()] if os.path.isdir(root) else []
-    return max(versions, default=0) + 1
-
-
-def artifact_path(run_dir, fmt, int8=False, version=None):
-    """Where `export_run` writes a format's artifact inside a run folder.
-
-    Args:
-        run_dir: the run folder (`layerwise-keras train --output`).
-        fmt: `"tf_saved_model"`, `"litert"` or `"onnx"`.
-        int8: the int8 LiteRT file instead of the float one.
-        version: SavedModel version number (default: one above the highest
-            existing version, 1 if none).
-
-    Returns:
-        The path: `saved_model/<version>`, `model.tflite`,
-        `model_int8.tflite` or `model.onnx` under `run_dir`.
-
-    Example:
-
-    >>> artifact_path("saved_models/digits", "litert", int8=True)
-    'saved_models/digits/model_int8.tflite'
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}.")
-    if fmt == "tf_saved_model":
-        root = os.path.join(run_dir, SAVED_MODEL_ROOT)
-        if version is None:
-            version = _next_version(root)
-        if int(version) != version or version < 1:
-            raise ValueError(f"--version must be a positive integer, got {version!r}.")
-        return os.path.join(root, str(int(version)))
-    if fmt == "litert":
-        return os.path.join(run_dir, LITERT_INT8_FILE if int8 else LITERT_FILE)
-    return os.path.join(run_dir, ONNX_FILE)
-
-
-def export_run(run_dir, fmt, int8=False, version=None, overwrite=False, calibration_samples=200, check=True):
-    """Exports a run folder's `model.keras` to a serving format (`layerwise-keras export`).
-
-    The model is loaded with plain `keras.saving.load_model`. For int8
-    calibration and for the check, the run's splits are regenerated from its
-    `config.json` (`pipeline.load_splits(config["dataset"], seed=config["seed"])`,
-    deterministic): calibration uses the first `calibration_samples`
-    training images, the check runs the artifact on the whole test split and
-    compares it with the Keras model.
-
-    Args:
-        run_dir: folder with `model.keras` (and `config.json`).
-        fmt: `"tf_saved_model"`, `"litert"` or `"onnx"`.
-        int8: LiteRT only: write `model_int8.tflite`, quantised as in
-            `export_litert(int8=True)`.
-        version: tf_saved_model only: the version folder number.
-        overwrite: replace an existing artifact instead of raising.
-        calibration_samples: number of training images for int8 calibration.
-        check: compare the artifact's test-split predictions with Keras'.
-
-    Returns:
-        A dict with `format`, `path` and, with `check`, `test_examples`,
-        `top1_agreement`, `max_abs_logit_diff` and `test_accuracy` (the
-        artifact's).
-
-    Example:
-
-    >>> export_run("saved_models/digits", "litert", int8=True)["top1_agreement"]
-    1.0
-    """
-    import json
-
-    import numpy as np
-
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}.")
-    if int8 and fmt != "litert":
-        raise ValueError("--int8 applies to --format litert only.")
-    if version is not None and fmt != "tf_saved_model":
-        raise ValueError("--version applies to --format tf_saved_model only.")
-    if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"run folder {run_dir} does not exist (expected the output of `layerwise-keras train`).")
-    keras_path = os.path.join(run_dir, KERAS_FILE)
-    if not os.path.isfile(keras_path):
-        raise FileNotFoundError(f"{keras_path} not found: {run_dir} is not a run folder of `layerwise-keras train`.")
-    path = artifact_path(run_dir, fmt, int8=int8, version=version)
-    _check_can_write(path, overwrite)
-    splits = None
-    if int8 or check:
-        config_path = os.path.join(run_dir, CONFIG_FILE)
-        if not os.path.isfile(config_path):
-            raise FileNotFoundError(f"{config_path} not found: it is needed to rebuild the calibration/test images.")
-        if int8 and int(calibration_samples) < 1:
-            raise ValueError(f"calibration_samples must be >= 1, got {calibration_samples}.")
-        with open(config_path) as f:
-            config = json.load(f)
-        from layerwise_keras.pipeline import load_splits
-
-        splits = load_splits(config["dataset"], seed=config.get("seed", 0))
-    model = load_keras_file(keras_path)
-    if fmt == "tf_saved_model":
-        export_saved_model(model, path, overwrite=overwrite)
-        predict = predict_saved_model
-    elif fmt == "litert":
-        calibration = splits["x_train"][: int(calibration_samples)] if int8 else None
-        export_litert(model, path, representative_data=calibration, int8=int8, overwrite=overwrite)
-        predict = predict_litert
-    else:
-        export_onnx(model, path, overwrite=overwrite)
-        predict = predict_onnx
-    result = {"format": fmt + ("_int8" if int8 else ""), "path": path}
-    if check:
-        x_test, y_test = splits["x_test"], np.asarray(splits["y_test"])
-        got = predict(path, x_test)
-        result.update(test_examples=int(len(x_test)))
-        result.update(compare_predictions(model.predict(x_test, batch_size=256, verbose=0), got))
-        result["test_accuracy"] = float((got.argmax(-1) == y_test).mean())
-    return result

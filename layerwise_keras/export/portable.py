@@ -1,0 +1,120 @@
+"""Portable forms of a grown model: built-in Keras layers and ops only.
+
+* `to_portable_model(model)`: the same network as a functional Keras model.
+  Each `ClusterAssignment` becomes a frozen `Dense` layer named
+  `stage{i}_assign` whose outputs are the nearest-centroid scores
+  `e . 2c_k - ||c_k||^2`, followed by the assignment written with ops
+  (`argmax` + `one_hot` for `"hard"`). Its `.keras` file loads with plain
+  `keras.saving.load_model`.
+* `serving_model(model)`: the same, with an argmax the LiteRT and ONNX
+  converters accept.
+"""
+
+import keras
+from keras import ops
+
+from layerwise_keras import compat
+from layerwise_keras.growth.layers import ClusterAssignment, assign_from_scores
+
+
+def to_portable_model(model):
+    """Rebuilds a grown model from built-in Keras layers and ops only.
+
+    Args:
+        model: a `keras.Sequential` grown by `LayerwiseTrainer`.
+
+    Returns:
+        A functional `keras.Model` computing the same function, whose saved
+        `.keras` file loads without `layerwise_keras` installed.
+
+    Example:
+
+    >>> portable = to_portable_model(model)
+    >>> portable.save("saved_models/digits/model.keras")
+    """
+    if not isinstance(model, keras.Sequential):
+        raise TypeError(f"to_portable_model expects a keras.Sequential, got {type(model).__name__}.")
+    inputs = keras.Input(model.input_shape[1:], name="images")
+    x = inputs
+    for layer in model.layers:
+        if isinstance(layer, ClusterAssignment):
+            centroids = ops.convert_to_tensor(layer.centroids)
+            kernel = ops.convert_to_numpy(ops.transpose(centroids) * 2.0)
+            bias = ops.convert_to_numpy(-ops.sum(ops.square(centroids), axis=-1))
+            dense = keras.layers.Dense(layer.n_clusters, trainable=False, name=layer.name)
+            scores = dense(x)
+            dense.set_weights([kernel, bias])
+            x = assign_from_scores(x, scores, layer.assignment, layer.n_clusters, layer.temperature)
+        else:
+            clone = layer.__class__.from_config(layer.get_config())
+            x = clone(x)
+            clone.set_weights(layer.get_weights())
+    return keras.Model(inputs, x, name=f"{model.name}_portable")
+
+
+class _ConverterArgmax(keras.layers.Layer):
+    """`tf.argmax` over one axis, for converters (used in memory only, never saved).
+
+    `keras.ops.argmax` of a float tensor (TensorFlow backend) first maps -0.0
+    to the smallest negative float through a sign-bit test written with
+    `tf.bitcast` and `tf.bitwise.bitwise_and`; neither the LiteRT builtin op
+    set nor tf2onnx has those ops. Plain `tf.argmax` gives the same index
+    (the first maximum) except when a -0.0 and a +0.0 tie for the maximum.
+    """
+
+    def __init__(self, axis=-1, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+        self.keepdims = keepdims
+
+    def call(self, x):
+        import tensorflow as tf
+
+        index = tf.argmax(x, axis=self.axis, output_type=tf.int32)
+        return tf.expand_dims(index, self.axis) if self.keepdims else index
+
+    def compute_output_spec(self, x):
+        shape = list(x.shape)
+        if self.keepdims:
+            shape[self.axis] = 1
+        else:
+            del shape[self.axis]
+        return keras.KerasTensor(tuple(shape), dtype="int32")
+
+
+def _converter_op(operation):
+    if compat.is_argmax_op(operation):
+        return _ConverterArgmax(operation.axis, operation.keepdims, name=f"converter_{operation.name}")
+    return operation
+
+
+def serving_model(model):
+    """Returns the model as the LiteRT and ONNX converters need it.
+
+    A grown `keras.Sequential` (with `ClusterAssignment` layers) is first
+    rebuilt by `to_portable_model`. In a functional model every
+    `keras.ops.argmax` node is replaced by a plain `tf.argmax` (see
+    `_ConverterArgmax`); all layers and weights are shared with `model`, not
+    copied. The result computes the same logits and is meant for conversion
+    only (it is not saved as a `.keras` file).
+
+    Args:
+        model: a Keras model taking float32 images: grown, portable (e.g.
+            loaded from a run's `model.keras`) or any other.
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+
+    >>> portable = keras.saving.load_model("saved_models/digits/model.keras")
+    >>> converter_ready = serving_model(portable)
+    """
+    if isinstance(model, keras.Sequential):
+        if not any(isinstance(layer, ClusterAssignment) for layer in model.layers):
+            return model  # no graph-level argmax to replace
+        model = to_portable_model(model)
+    try:
+        return keras.models.clone_model(model, clone_function=_converter_op)
+    except ValueError:  # a subclassed model: no graph to rewrite, convert it as it is
+        return model

@@ -1,0 +1,453 @@
+"""The one model builder: every network of the toolkit is assembled here.
+
+A grown network is `conv_1 -> assign_1 -> conv_2 -> ... -> conv_L -> readout_L`:
+each clustered stage a frozen convolution (+ReLU) and its `ClusterAssignment`,
+then the last stage's convolution and readout. This module owns how those
+layers are made, named, ordered and found, so a new stage kind is added here
+and nowhere else:
+
+* `input_model(input_shape)`: the empty model a `LayerwiseTrainer` grows;
+* `append_stage(model, stage, n, num_classes)`: stage n's trainable part
+  (convolution + readout), the two-layer net the stage trains;
+* `freeze_stage(model, stage, n, centroids)`: drops stage n's readout,
+  freezes its convolution and appends its cluster assignment;
+* `stage_net(stage, n, input_shape, num_classes)`: stage n's two-layer net on
+  its own (the cached growth trains it on cached cluster ids);
+* `grown_model(stages, ...)`: the network after growth, untrained (tuner
+  reloads load weights into it);
+* `end_to_end_model(stages, ...)`: the same convolutions and last readout
+  without clustering, the end-to-end SGD baseline.
+
+**The stage-layer registry.** Every layer a stage adds is named
+`stage{n}_{role}` by `layer_name` (roles in `ROLES`); `stage_layer`,
+`count_stages` and `clustered_stages` find them again, on the grown
+`Sequential` and on its portable form (where each assignment is a `Dense`
+layer of the same name) alike. No other module builds or parses these names.
+"""
+
+import re
+
+import keras
+
+from layerwise_keras.growth.layers import ClusterAssignment
+from layerwise_keras.growth.stage import Stage
+
+# What each layer of a stage is; `layer_name(n, role)` names it.
+ROLES = ("conv", "assign", "readout_flatten", "readout_pool", "readout")
+_NAME = re.compile(r"^stage([1-9][0-9]*)_(" + "|".join(sorted(ROLES, key=len, reverse=True)) + r")$")
+
+
+def layer_name(n, role):
+    """Returns the name of stage `n`'s (1-based) layer of `role`, e.g. `stage2_conv`.
+
+    Args:
+        n: 1-based stage index.
+        role: one of `ROLES`.
+
+    Returns:
+        A str.
+
+    Example:
+
+    >>> layer_name(1, "assign")
+    'stage1_assign'
+    """
+    if role not in ROLES:
+        raise ValueError(f"layer_name: role must be one of {ROLES}, got {role!r}.")
+    return f"stage{int(n)}_{role}"
+
+
+def parse_layer_name(name):
+    """Returns `(n, role)` for a stage layer's name, or None for any other name.
+
+    Args:
+        name: a layer name.
+
+    Returns:
+        `(int, str)` or None.
+
+    Example:
+
+    >>> parse_layer_name("stage2_readout_pool")
+    (2, 'readout_pool')
+    """
+    match = _NAME.match(str(name))
+    return (int(match.group(1)), match.group(2)) if match else None
+
+
+def mentions_role(text, role):
+    """Whether an op or tensor name of a converted graph (e.g. `model/stage1_assign/MatMul`) comes from a stage layer of `role`.
+
+    Example:
+
+    >>> mentions_role("portable/stage1_assign/MatMul;portable/stage1_assign/BiasAdd", "assign")
+    True
+    """
+    if role not in ROLES:
+        raise ValueError(f"mentions_role: role must be one of {ROLES}, got {role!r}.")
+    return re.search(r"(?<![A-Za-z0-9])stage[1-9][0-9]*_" + role + r"(?![A-Za-z])", str(text)) is not None
+
+
+def stage_layer(model, n, role, required=True):
+    """Returns stage `n`'s layer of `role` in a grown (or portable) model.
+
+    Args:
+        model: a Keras model.
+        n: 1-based stage index.
+        role: one of `ROLES`.
+        required: raise if the layer is missing (else return None).
+
+    Returns:
+        The layer, or None.
+
+    Example:
+
+    >>> conv = stage_layer(model, 1, "conv")
+    """
+    name = layer_name(n, role)
+    for layer in model.layers:
+        if layer.name == name:
+            return layer
+    if required:
+        raise ValueError(f"model '{model.name}' has no layer {name} (stage {n}'s {role}).")
+    return None
+
+
+def _roles(model):
+    return [r for r in (parse_layer_name(layer.name) for layer in model.layers) if r is not None]
+
+
+def count_stages(model):
+    """Returns how many stages a model holds (the last may be in training): its stage convolutions.
+
+    Example:
+
+    >>> count_stages(input_model((9, 9, 1)))
+    0
+    """
+    return sum(1 for _, role in _roles(model) if role == "conv")
+
+
+def clustered_stages(model):
+    """Returns the sorted 1-based indices of the stages that have a cluster assignment.
+
+    Example:
+
+    >>> clustered_stages(grown_model([Stage(8, clusters=4), Stage(8)], (9, 9, 1), 4))
+    [1]
+    """
+    return sorted(n for n, role in _roles(model) if role == "assign")
+
+
+def check_stages(stages, num_classes, owner="LayerwiseTrainer"):
+    """Validates a growth's stages and number of classes; returns the stages as `Stage` objects.
+
+    Args:
+        stages: list of `Stage` or their config dicts; every stage but the
+            last needs `clusters`, the last none (its readout classifies).
+        num_classes: int >= 2.
+        owner: who asks, for the error messages.
+
+    Returns:
+        A list of `Stage`.
+
+    Example:
+
+    >>> check_stages([{"width": 8, "clusters": 4}, {"width": 8}], 4)[0].clusters
+    4
+    """
+    stages = [s if isinstance(s, Stage) else Stage.from_config(s) for s in stages]
+    if not stages:
+        raise ValueError(f"{owner}: at least one Stage is required.")
+    for i, stage in enumerate(stages[:-1], start=1):
+        if stage.clusters is None:
+            raise ValueError(
+                f"{owner}: stage {i} is not the last stage, so it needs Stage(clusters=K) to feed the next stage."
+            )
+    if stages[-1].clusters is not None:
+        raise ValueError(
+            f"{owner}: the last stage's readout is the classifier; "
+            f"set clusters=None on it (got clusters={stages[-1].clusters})."
+        )
+    if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
+        raise ValueError(f"{owner}: num_classes must be an integer >= 2, got {num_classes!r}.")
+    return stages
+
+
+def stage_conv(stage, n, seed=0):
+    """Returns stage `n`'s (1-based) convolution + ReLU layer, seeded.
+
+    Args:
+        stage: the `Stage`.
+        n: 1-based stage index (names the layer `stage{n}_conv`).
+        seed: int; the initialiser's seed is derived from it and `n`.
+
+    Returns:
+        A `keras.layers.Conv2D`.
+
+    Example:
+
+    >>> stage_conv(Stage(8, 3), 1).name
+    'stage1_conv'
+    """
+    return keras.layers.Conv2D(
+        stage.width,
+        stage.kernel_size,
+        strides=stage.strides,
+        padding=stage.padding,
+        activation="relu",
+        kernel_initializer=keras.initializers.HeUniform(seed=seed * 1000 + n),
+        name=layer_name(n, "conv"),
+    )
+
+
+def stage_readout(stage, n, num_classes, seed=0):
+    """Returns stage `n`'s readout layers: flatten (or global pooling) + dense logits.
+
+    Args:
+        stage: the `Stage` (its `readout` picks flatten or global pooling).
+        n: 1-based stage index (names the layers `stage{n}_readout*`).
+        num_classes: int, the number of logits.
+        seed: int; the initialiser's seed is derived from it and `n`.
+
+    Returns:
+        A list of two layers.
+
+    Example:
+
+    >>> [layer.name for layer in stage_readout(Stage(8, 3), 2, 10)]
+    ['stage2_readout_flatten', 'stage2_readout']
+    """
+    if stage.readout == "flatten":
+        reduce = keras.layers.Flatten(name=layer_name(n, "readout_flatten"))
+    else:
+        reduce = keras.layers.GlobalAveragePooling2D(name=layer_name(n, "readout_pool"))
+    dense = keras.layers.Dense(
+        num_classes,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed * 1000 + n + 500),
+        name=layer_name(n, "readout"),
+    )
+    return [reduce, dense]
+
+
+def stage_assignment(stage, n):
+    """Returns stage `n`'s `ClusterAssignment` layer (centroids not set yet).
+
+    Example:
+
+    >>> stage_assignment(Stage(8, 3, clusters=4), 1).name
+    'stage1_assign'
+    """
+    return ClusterAssignment(
+        stage.clusters, assignment=stage.assignment, temperature=stage.temperature, name=layer_name(n, "assign")
+    )
+
+
+@keras.saving.register_keras_serializable(package="layerwise_keras")
+class LayerwiseSequential(keras.Sequential):
+    """The `keras.Sequential` a `LayerwiseTrainer` grows (what `input_model` returns).
+
+    It is a plain `Sequential` with one addition: `fit` first lets each
+    callback that has a `before_fit(model)` method (the `LayerwiseTrainer`)
+    prepare the model. The JAX and PyTorch trainers build the model from a
+    data batch before any callback runs, which fails on a model holding only
+    its `keras.Input`; adding stage 1 before `fit` makes the same user code
+    grow a model on every backend.
+
+    Example:
+
+    >>> model = input_model((27, 27, 1))
+    >>> model.compile(...)
+    >>> model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer])
+    """
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
+        for callback in callbacks or ():
+            before_fit = getattr(callback, "before_fit", None)
+            if callable(before_fit):
+                before_fit(self)
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                           **kwargs)
+
+
+def input_model(input_shape, name="layerwise"):
+    """Returns the empty model a `LayerwiseTrainer` grows: a `LayerwiseSequential` holding only its `keras.Input`.
+
+    Args:
+        input_shape: shape of one image, e.g. `(27, 27, 1)`.
+        name: the model's name.
+
+    Returns:
+        A `LayerwiseSequential` (a `keras.Sequential`).
+
+    Example:
+
+    >>> model = input_model((27, 27, 1))
+    """
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"input_model: expected an image shape (height, width, channels), got {input_shape}."
+        )
+    return LayerwiseSequential([keras.Input(input_shape)], name=name)
+
+
+def _check_positions(model, n, owner):
+    if len(model.input_shape) != 4:
+        raise ValueError(f"{owner}: the model's input must be images (batch, H, W, C), got {model.input_shape}.")
+    if any(d is not None and d < 1 for d in model.output_shape[1:3]):
+        raise ValueError(f"{owner}: stage {n} leaves no spatial positions (output {model.output_shape}).")
+
+
+def append_stage(model, stage, n, num_classes, seed=0, readout=True, owner="LayerwiseTrainer"):
+    """Appends stage `n`'s convolution and (with `readout`) its readout to a `Sequential`.
+
+    Args:
+        model: the `keras.Sequential` being grown (stages `1..n-1` frozen).
+        stage: the `Stage`.
+        n: 1-based stage index.
+        num_classes: int, the readout's width.
+        seed: int, seeds the initialisers.
+        readout: also append the readout layers.
+        owner: who asks, for the error messages.
+
+    Returns:
+        The convolution layer.
+
+    Example:
+
+    >>> append_stage(input_model((9, 9, 1)), Stage(8, 3), 1, num_classes=4).name
+    'stage1_conv'
+    """
+    conv = stage_conv(stage, n, seed)
+    model.add(conv)
+    _check_positions(model, n, owner)
+    if readout:
+        for layer in stage_readout(stage, n, num_classes, seed):
+            model.add(layer)
+    return conv
+
+
+def freeze_stage(model, stage, n, centroids):
+    """Turns stage `n` (the last one of `model`) into a clustered stage.
+
+    Drops its readout, freezes its convolution and appends its
+    `ClusterAssignment` with the k-means `centroids`.
+
+    Args:
+        model: the `keras.Sequential`, ending with stage `n`.
+        stage: the `Stage` (its assignment settings are used).
+        n: 1-based stage index.
+        centroids: float array `[clusters, width]`.
+
+    Returns:
+        The `ClusterAssignment` layer.
+
+    Example:
+
+    >>> freeze_stage(model, stage, 1, kmeans.cluster_centers_)
+    """
+    conv = stage_layer(model, n, "conv")
+    conv.trainable = False
+    while model.layers[-1] is not conv:
+        model.pop()
+    assign = stage_assignment(stage, n)
+    model.add(assign)
+    assign.set_centroids(centroids)
+    return assign
+
+
+def stage_net(stage, n, input_shape, num_classes, seed=0):
+    """Returns stage `n`'s two-layer net on its own: `Input(input_shape) -> conv -> readout`.
+
+    The layers are the ones `append_stage` makes (same names, initialisers);
+    `growth.cached` trains them on cached cluster ids and then moves them
+    into the grown model.
+
+    Args:
+        stage: the `Stage`.
+        n: 1-based stage index.
+        input_shape: the stage's input shape `(h, w, channels)`.
+        num_classes: int.
+        seed: int.
+
+    Returns:
+        `(net, conv, readout_layers)`: an uncompiled `keras.Sequential` and its layers.
+
+    Example:
+
+    >>> net, conv, readout = stage_net(Stage(8, 3), 2, (9, 9, 16), 4)
+    """
+    conv = stage_conv(stage, n, seed)
+    readout = stage_readout(stage, n, num_classes, seed)
+    net = keras.Sequential([keras.Input(tuple(input_shape)), conv, *readout], name=f"stage{n}_net")
+    return net, conv, readout
+
+
+def grown_model(stages, input_shape, num_classes, seed=0, name="layerwise"):
+    """Builds the network a `LayerwiseTrainer` grows, untrained.
+
+    The same layers, names, order and frozen flags as after the growth
+    (`stage{n}_conv`, `stage{n}_assign` for each clustered stage, the last
+    stage's readout), with zero centroids: the structure to load a grown
+    model's weights into (`model.load_weights`).
+
+    Args:
+        stages: list of `Stage` (or their config dicts); every stage but the
+            last needs `clusters`.
+        input_shape: image shape `(height, width, channels)`.
+        num_classes: int, the number of logits.
+        seed: int, the initialisers' seed (as `LayerwiseTrainer(seed=...)`).
+        name: the model's name.
+
+    Returns:
+        A built `keras.Sequential` (not compiled).
+
+    Example:
+
+    >>> model = grown_model([Stage(8, 3, clusters=8), Stage(8, 3)], (9, 9, 1), num_classes=4)
+    >>> [layer.name for layer in model.layers]
+    ['stage1_conv', 'stage1_assign', 'stage2_conv', 'stage2_readout_flatten', 'stage2_readout']
+    """
+    stages = check_stages(stages, num_classes, owner="grown_model")
+    model = input_model(input_shape, name=name)
+    last = len(stages) - 1
+    for index, stage in enumerate(stages):
+        n = index + 1
+        conv = append_stage(model, stage, n, num_classes, seed, readout=index == last, owner="grown_model")
+        if index < last:
+            conv.trainable = False
+            model.add(stage_assignment(stage, n))
+    return model
+
+
+def end_to_end_model(stages, input_shape, num_classes, seed=0, name="end_to_end"):
+    """Builds the stages' convolutions and last readout as one plain CNN: the end-to-end baseline.
+
+    A grown network is `conv_1 -> assign_1 -> conv_2 -> ... -> conv_L -> readout`;
+    its baseline drops the cluster assignments and trains
+    `conv_1 -> conv_2 -> ... -> conv_L -> readout` (same kernels, strides,
+    widths, padding, ReLU, readout and initialisers) end to end.
+
+    Args:
+        stages: list of `Stage` (or their config dicts).
+        input_shape: shape of one image, `(H, W, C)`.
+        num_classes: int, the readout's width.
+        seed: int, seeds the weight initialisers (same scheme as
+            `LayerwiseTrainer`).
+        name: the model's name.
+
+    Returns:
+        An uncompiled `keras.Sequential`.
+
+    Example:
+
+    >>> model = end_to_end_model([Stage(32, 3, clusters=16), Stage(64, 3)], (9, 9, 1), 4)
+    """
+    stages = [s if isinstance(s, Stage) else Stage.from_config(s) for s in stages]
+    if not stages:
+        raise ValueError("end_to_end_model: at least one Stage is required.")
+    model = keras.Sequential([keras.Input(tuple(input_shape))], name=name)
+    for n, stage in enumerate(stages, start=1):
+        append_stage(model, stage, n, num_classes, seed, readout=n == len(stages), owner="end_to_end_model")
+    return model

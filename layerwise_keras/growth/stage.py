@@ -1,0 +1,106 @@
+"""`Stage`: the configuration of one stage of layerwise growth.
+"""
+
+import dataclasses
+
+from layerwise_keras.clustering.kmeans import KMeans
+from layerwise_keras.growth.layers import ASSIGNMENTS
+
+
+READOUTS = ("flatten", "global_avg")
+
+
+def _pair(value, name):
+    if isinstance(value, int):
+        value = (value, value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 2 or min(value) < 1:
+        raise ValueError(f"Stage: {name} must be a positive int or a pair of them, got {value!r}.")
+    return value
+
+
+@dataclasses.dataclass
+class Stage:
+    """One stage of layerwise growth: a two-layer net, then k-means.
+
+    Args:
+        width: int, number of filters of the stage's convolution.
+        kernel_size: int or pair, the convolution's window (s in the paper).
+        strides: int or pair, or `None` for `kernel_size` (non-overlapping
+            s x s patches, as in the paper).
+        clusters: int K, the number of k-means clusters the stage's
+            embeddings are grouped into, or `None` for the last stage, whose
+            readout is the final classifier.
+        epochs: int, training epochs of the stage's two-layer net.
+        assignment: how embeddings become the next stage's input: `"hard"`
+            (one-hot of the nearest centroid, the paper), `"soft"` or
+            `"triangle"` (see `ClusterAssignment`).
+        temperature: softmax temperature of the `"soft"` assignment.
+        readout: `"flatten"` (flatten + dense) or `"global_avg"`
+            (global average pooling + dense): the paper does not say which.
+        padding: `"valid"` or `"same"`, the convolution's padding.
+        kmeans: dict of extra `layerwise_keras.KMeans` arguments
+            (`max_iter`, `tol`, `max_points_per_centroid`, `init`, ...).
+
+    Returns:
+        A `Stage` (a dataclass; `get_config()` / `Stage.from_config()` convert
+        it to and from a JSON-able dict).
+
+    Example:
+
+    >>> stages = [Stage(width=32, kernel_size=3, clusters=16, epochs=2),
+    ...           Stage(width=64, kernel_size=3, epochs=3)]
+    """
+
+    width: int
+    kernel_size: object = 3
+    strides: object = None
+    clusters: object = None
+    epochs: int = 1
+    assignment: str = "hard"
+    temperature: float = 1.0
+    readout: str = "flatten"
+    padding: str = "valid"
+    kmeans: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if int(self.width) != self.width or self.width < 1:
+            raise ValueError(f"Stage: width must be a positive integer, got {self.width!r}.")
+        self.kernel_size = _pair(self.kernel_size, "kernel_size")
+        self.strides = self.kernel_size if self.strides is None else _pair(self.strides, "strides")
+        if self.clusters is not None and (int(self.clusters) != self.clusters or self.clusters < 2):
+            raise ValueError(
+                f"Stage: clusters must be an integer >= 2 or None, got {self.clusters!r}."
+            )
+        if int(self.epochs) != self.epochs or self.epochs < 1:
+            raise ValueError(f"Stage: epochs must be a positive integer, got {self.epochs!r}.")
+        if self.assignment not in ASSIGNMENTS:
+            raise ValueError(
+                f"Stage: assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}."
+            )
+        if self.readout not in READOUTS:
+            raise ValueError(f"Stage: readout must be one of {READOUTS}, got {self.readout!r}.")
+        if self.padding not in ("valid", "same"):
+            raise ValueError(f"Stage: padding must be 'valid' or 'same', got {self.padding!r}.")
+        unknown = set(self.kmeans) - set(KMeans.__init__.__code__.co_varnames[1:])
+        if unknown or "n_clusters" in self.kmeans:
+            raise ValueError(
+                f"Stage: unknown or reserved kmeans options {sorted(unknown | ({'n_clusters'} & set(self.kmeans)))}; "
+                "set the number of clusters with Stage(clusters=...)."
+            )
+
+    def get_config(self):
+        """Returns the stage as a JSON-able dict."""
+        config = dataclasses.asdict(self)
+        config["kernel_size"] = list(self.kernel_size)
+        config["strides"] = list(self.strides)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """Creates a stage from `get_config()`'s dict (unknown keys are an error)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(config) - fields
+        if unknown:
+            raise ValueError(f"Stage: unknown keys {sorted(unknown)}; expected a subset of {sorted(fields)}.")
+        return cls(**config)

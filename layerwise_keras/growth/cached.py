@@ -98,6 +98,13 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
     >>> model, results, history = grow_cached(stages, x, y, 10, {"class_name": "Adam", "config": {}}, 64)
     """
     stages = check_stages(stages, num_classes, owner="grow_cached")
+    for n, stage in enumerate(stages, start=1):
+        if stage.patience is not None:
+            raise ValueError(
+                f"grow_cached: stage {n} stops on convergence (patience={stage.patience}); the cached path trains "
+                "fixed budgets (epochs or steps) only. Use the uncached LayerwiseTrainer path, or drop patience."
+            )
+    steps_per_epoch = -(-len(x_train) // int(batch_size))
     for n, stage in enumerate(stages[:-1], start=1):
         if stage.assignment != "hard":
             raise ValueError(
@@ -119,7 +126,8 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         val = None if val_inputs is None else _dataset(val_inputs, y_val, depth, batch_size)
         logs = {}
-        for _ in range(stage.epochs):
+        budget = stage.epochs if stage.steps is None else -(-stage.steps // steps_per_epoch)
+        for _ in range(budget):
             order = next(orders)
             fit = net.fit(_dataset(inputs[order], y_train[order], depth, batch_size), epochs=1,
                           validation_data=val, verbose=verbose, shuffle=False)

@@ -36,6 +36,7 @@ from layerwise_keras.saving import load_keras_file
 LATEST = "LATEST"
 MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
+BEST_WEIGHTS_FILE = "best_weights.npz"
 
 
 def _json_safe(value):
@@ -99,8 +100,10 @@ class GrowthCheckpoint(keras.callbacks.Callback):
         >>> GrowthCheckpoint("ckpt", trainer, config, every=4).due(3)
         True
         """
-        stage_ends = {int(e) for e in self.trainer._last_epoch_of_stage}
-        return (epoch + 1) % self.every == 0 or epoch in stage_ends or epoch + 1 == self.trainer.total_epochs
+        planned_ends = {int(e) - 1 for e in np.cumsum(self.trainer.stage_budgets())}
+        stage_ends = planned_ends | set(self.trainer.ended_epochs())
+        return ((epoch + 1) % self.every == 0 or epoch in stage_ends or epoch + 1 == self.trainer.total_epochs
+                or self.trainer.finished)
 
     def on_epoch_end(self, epoch, logs=None):
         self.history.append({k: _json_safe(v) for k, v in (logs or {}).items()})
@@ -120,11 +123,15 @@ class GrowthCheckpoint(keras.callbacks.Callback):
         state = {
             "epochs_done": epoch + 1,
             "stage_results": _json_safe(self.trainer.stage_results),
+            "trainer": self.trainer.progress(),
             "history": self.history,
             "config": self.config,
         }
         with open(os.path.join(partial, STATE_FILE), "w") as f:
             json.dump(state, f)
+        best = self.trainer.best_weights()
+        if best is not None:  # a converging stage's best epoch so far, restored when it ends
+            np.savez(os.path.join(partial, BEST_WEIGHTS_FILE), *best)
         os.rename(partial, final)
         latest_tmp = os.path.join(self.folder, LATEST + ".tmp")
         with open(latest_tmp, "w") as f:
@@ -161,7 +168,9 @@ def read_checkpoint(folder):
     Returns:
         `(model, state)`: the saved `Sequential` (compiled, with its
         optimizer state) and the `state.json` dict (`epochs_done`,
-        `stage_results`, `history`, `config`).
+        `stage_results`, `trainer` (the trainer's `progress()`), `history`,
+        `config`), with `best_weights`: the list of arrays of a converging
+        stage's best epoch, or None.
 
     Raises:
         FileNotFoundError: if there is no checkpoint in `folder`.
@@ -192,4 +201,12 @@ def read_checkpoint(folder):
     if missing:
         raise ValueError(f"checkpoint state {state_path} lacks {sorted(missing)}.")
     model = load_keras_file(os.path.join(path, MODEL_FILE))
+    state["best_weights"] = None
+    best_path = os.path.join(path, BEST_WEIGHTS_FILE)
+    if os.path.isfile(best_path):
+        try:
+            with np.load(best_path) as arrays:
+                state["best_weights"] = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+        except (OSError, ValueError, KeyError) as err:
+            raise ValueError(f"checkpoint weights {best_path} are missing or corrupt: {err}") from err
     return model, state

@@ -31,7 +31,24 @@ class Stage:
         clusters: int K, the number of k-means clusters the stage's
             embeddings are grouped into, or `None` for the last stage, whose
             readout is the final classifier.
-        epochs: int, training epochs of the stage's two-layer net.
+        epochs: int, training epochs of the stage's two-layer net (with
+            `patience`: the most it may take).
+        steps: int or None, a budget in gradient steps instead of epochs:
+            the stage trains `ceil(steps / steps_per_epoch)` epochs (the
+            `LayerwiseTrainer` needs `steps_per_epoch`). Give `epochs` or
+            `steps`, not both. A fixed number of steps per stage keeps small
+            training sets from starving a stage of updates.
+        patience: int or None, train until converged: the stage ends when
+            `monitor` has not improved (by more than `min_delta`) for this
+            many epochs, or at its `epochs` / `steps` budget, whichever comes
+            first; the weights of its best epoch are restored before k-means.
+            None (the default) trains for the whole budget.
+        monitor: the quantity convergence watches: `"auto"` (`val_loss` when
+            `fit` validates, else `loss`), or any key of the epoch logs
+            (`"loss"`, `"val_loss"`, `"val_accuracy"`, ...; accuracy-like
+            keys are maximised, the others minimised).
+        min_delta: float >= 0, the least change of `monitor` that counts as
+            an improvement.
         assignment: how embeddings become the next stage's input: `"hard"`
             (one-hot of the nearest centroid, the paper), `"soft"` or
             `"triangle"` (see `ClusterAssignment`).
@@ -49,7 +66,7 @@ class Stage:
     Example:
 
     >>> stages = [Stage(width=32, kernel_size=3, clusters=16, epochs=2),
-    ...           Stage(width=64, kernel_size=3, epochs=3)]
+    ...           Stage(width=64, kernel_size=3, steps=400, patience=3)]
     """
 
     width: int
@@ -57,6 +74,10 @@ class Stage:
     strides: object = None
     clusters: object = None
     epochs: int = 1
+    steps: object = None
+    patience: object = None
+    monitor: str = "auto"
+    min_delta: float = 0.0
     assignment: str = "hard"
     temperature: float = 1.0
     readout: str = "flatten"
@@ -72,8 +93,21 @@ class Stage:
             raise ValueError(
                 f"Stage: clusters must be an integer >= 2 or None, got {self.clusters!r}."
             )
-        if int(self.epochs) != self.epochs or self.epochs < 1:
+        if isinstance(self.epochs, bool) or int(self.epochs) != self.epochs or self.epochs < 1:
             raise ValueError(f"Stage: epochs must be a positive integer, got {self.epochs!r}.")
+        for name in ("steps", "patience"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                raise ValueError(f"Stage: {name} must be a positive integer or None, got {value!r}.")
+        if self.steps is not None and self.epochs != 1:
+            raise ValueError(
+                f"Stage: give epochs or steps, not both (got epochs={self.epochs}, steps={self.steps})."
+            )
+        if not isinstance(self.monitor, str) or not self.monitor:
+            raise ValueError(f"Stage: monitor must be 'auto' or a key of the epoch logs, got {self.monitor!r}.")
+        if not (isinstance(self.min_delta, (int, float)) and not isinstance(self.min_delta, bool)
+                and self.min_delta >= 0):
+            raise ValueError(f"Stage: min_delta must be a number >= 0, got {self.min_delta!r}.")
         if self.assignment not in ASSIGNMENTS:
             raise ValueError(
                 f"Stage: assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}."

@@ -28,6 +28,7 @@ Two details of Keras' trainer are handled deliberately:
   stage's last epoch belong to that stage, before it is clustered.
 """
 
+import json
 import math
 import time
 import warnings
@@ -67,6 +68,22 @@ class _EmbeddingStream:
                     f"stage end, before k-means. {_NON_FINITE_HINT}"
                 )
             yield emb
+
+
+# A stage's accuracy at most this fraction of the way from chance to 1 is "near chance".
+NEAR_CHANCE = 0.1
+# k-means figures below these are a collapse: the fraction of clusters used, points per cluster.
+MIN_CLUSTER_USAGE = 0.5
+MIN_POINTS_PER_CLUSTER = 4
+
+
+class StageWarning(UserWarning):
+    """A stage ended in a state that usually means a failed growth (near-chance accuracy, collapsed clusters)."""
+
+
+def _fresh_progress():
+    return {"stage": 0, "stage_epochs": 0, "best": None, "best_epoch": None, "best_logs": None, "wait": 0,
+            "ended": [], "finished": False}
 
 
 _NON_FINITE_HINT = (
@@ -117,9 +134,13 @@ class LayerwiseTrainer(keras.callbacks.Callback):
       training + clustering).
 
     `stage_results[i]` holds the same figures for stage i + 1 (the epoch
-    logs of its last epoch, then its clustering figures) and, for a
-    clustered stage, `kmeans_counts`: the list of points per cluster at
-    k-means' final assignment (over the points Lloyd ran on).
+    logs of its last epoch, or of its best epoch when it stopped on
+    convergence, then its clustering figures), `epochs` and `steps` (what
+    it trained), with `patience` `converged` and `best_epoch`, `warnings`
+    (messages about a likely failed stage: near-chance accuracy, collapsed
+    clusters; also issued as `StageWarning`) and, for a clustered stage,
+    `kmeans_counts`: the list of points per cluster at k-means' final
+    assignment (over the points Lloyd ran on).
 
     Args:
         stages: list of `Stage`; every stage but the last needs `clusters`.
@@ -132,6 +153,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         kmeans_batch_size: batch size used to embed array `kmeans_data`.
         seed: int, seeds weight initialisation and k-means.
         verbose: 0 silent, 1 one line per stage.
+        steps_per_epoch: int, the training batches per epoch `fit` runs;
+            needed when a stage's budget is `Stage(steps=...)`.
 
     Returns:
         A callback; after `fit`, `stage_results` holds one dict per stage.
@@ -146,7 +169,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
     >>> model.fit(x_train, y_train, epochs=trainer.total_epochs, callbacks=[trainer])
     """
 
-    def __init__(self, stages, num_classes, kmeans_data, kmeans_batch_size=256, seed=0, verbose=1):
+    def __init__(self, stages, num_classes, kmeans_data, kmeans_batch_size=256, seed=0, verbose=1,
+                 steps_per_epoch=None):
         super().__init__()
         stages = check_stages(stages, num_classes)
         if kmeans_data is None:
@@ -159,19 +183,56 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         self.kmeans_batch_size = int(kmeans_batch_size)
         self.seed = int(seed)
         self.verbose = verbose
+        if steps_per_epoch is not None and (isinstance(steps_per_epoch, bool) or int(steps_per_epoch) != steps_per_epoch
+                                            or steps_per_epoch < 1):
+            raise ValueError(f"LayerwiseTrainer: steps_per_epoch must be a positive integer, got {steps_per_epoch!r}.")
+        for i, stage in enumerate(stages, start=1):
+            if stage.steps is not None and steps_per_epoch is None:
+                raise ValueError(
+                    f"LayerwiseTrainer: stage {i} has a budget of steps={stage.steps}; pass "
+                    "steps_per_epoch=(training batches per epoch) so that its epochs are known before fit."
+                )
+        self.steps_per_epoch = None if steps_per_epoch is None else int(steps_per_epoch)
         self.stage_results = []
-        self._last_epoch_of_stage = np.cumsum([s.epochs for s in stages]) - 1
+        self._budgets = [self._budget(stage) for stage in stages]
+        self._progress = _fresh_progress()
+        self._best_weights = None
         self._stage_start = None
         self._resumed_at = None
 
+    def _budget(self, stage):
+        if stage.steps is None:
+            return int(stage.epochs)
+        return -(-int(stage.steps) // self.steps_per_epoch)
+
     @property
     def total_epochs(self):
-        """The `epochs` to pass to `model.fit`: the sum of the stages' epochs."""
-        return int(sum(s.epochs for s in self.stages))
+        """The `epochs` to pass to `model.fit`: the sum of the stages' budgets in epochs.
 
-    def stage_of_epoch(self, epoch):
-        """Returns the 0-based stage index trained during 0-based `epoch`."""
-        return int(np.searchsorted(self._last_epoch_of_stage, epoch))
+        An upper bound when stages stop on convergence (`Stage(patience=...)`):
+        the trainer then stops `fit` after the last stage ends.
+        """
+        return int(sum(self._budgets))
+
+    @property
+    def finished(self):
+        """Whether every stage has ended (the growth is complete)."""
+        return bool(self._progress["finished"])
+
+    def stage_budgets(self):
+        """Returns each stage's budget in epochs (`epochs`, or `ceil(steps / steps_per_epoch)`).
+
+        Example:
+
+        >>> LayerwiseTrainer([Stage(8, clusters=4, steps=100), Stage(8, epochs=2)], 4, x,
+        ...                  steps_per_epoch=30).stage_budgets()
+        [4, 2]
+        """
+        return list(self._budgets)
+
+    def ended_epochs(self):
+        """Returns the 0-based epochs at whose end a stage ended (so far)."""
+        return list(self._progress["ended"])
 
     # -- growth -------------------------------------------------------------
 
@@ -259,38 +320,70 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         """Called by `LayerwiseSequential.fit` before Keras builds the model: adds stage 1 (see `begin`)."""
         self.begin(model)
 
-    def restore(self, stage_results, epochs_done):
+    def restore(self, stage_results, epochs_done, progress=None, best_weights=None):
         """Continues an interrupted growth: the stages done and the epochs run so far.
 
         Use it with the model saved at the end of epoch `epochs_done` (it
         already holds the stages grown by then) and `fit(...,
-        initial_epoch=epochs_done)`; `layerwise_keras.pipeline.run(...,
+        initial_epoch=epochs_done)`; `layerwise_keras.runs.run(...,
         resume=True)` does all of this from a run's checkpoint.
 
         Args:
             stage_results: the `stage_results` list at the time of the save.
             epochs_done: int, the number of epochs completed.
+            progress: `progress()` at the time of the save (where the stage
+                in training stands: its epochs, its best monitored value);
+                None for a growth of fixed budgets, where it follows from
+                `epochs_done`.
+            best_weights: `best_weights()` at the time of the save (the best
+                epoch's weights of a converging stage), or None.
 
         Returns:
             `self`.
 
         Example:
 
-        >>> trainer.restore(state["stage_results"], state["epochs_done"])
+        >>> trainer.restore(state["stage_results"], state["epochs_done"], state["trainer"], state["best_weights"])
         >>> model.fit(..., epochs=trainer.total_epochs, initial_epoch=state["epochs_done"], callbacks=[trainer])
         """
         epochs_done = int(epochs_done)
         if not 0 <= epochs_done <= self.total_epochs:
             raise ValueError(f"LayerwiseTrainer.restore: epochs_done must be in 0..{self.total_epochs}, got {epochs_done}.")
-        finished = int(np.searchsorted(self._last_epoch_of_stage, epochs_done - 1, side="right")) if epochs_done else 0
-        if len(stage_results) != finished:
+        if progress is None:
+            if any(stage.patience is not None for stage in self.stages):
+                raise ValueError("LayerwiseTrainer.restore: stages that stop on convergence need the saved progress.")
+            ends = np.cumsum(self._budgets)
+            finished = int(np.searchsorted(ends, epochs_done, side="right"))
+            progress = _fresh_progress()
+            progress.update(stage=finished, ended=[int(e) - 1 for e in ends[:finished]],
+                            stage_epochs=epochs_done - (int(ends[finished - 1]) if finished else 0),
+                            finished=finished == len(self.stages))
+        else:
+            progress = {**_fresh_progress(), **progress}
+        if len(stage_results) != progress["stage"]:
             raise ValueError(
-                f"LayerwiseTrainer.restore: after {epochs_done} epochs {finished} stage(s) are done, "
+                f"LayerwiseTrainer.restore: after {epochs_done} epochs {progress['stage']} stage(s) are done, "
                 f"but {len(stage_results)} stage result(s) were given."
             )
         self.stage_results = [dict(r) for r in stage_results]
+        self._progress = progress
+        self._best_weights = None if best_weights is None else [np.asarray(w) for w in best_weights]
         self._resumed_at = epochs_done
         return self
+
+    def progress(self):
+        """Returns where the growth stands, as a JSON-able dict (saved by checkpoints, for `restore`).
+
+        Keys: `stage` (0-based index of the stage in training), `stage_epochs`
+        (its epochs so far), `best`, `best_epoch`, `best_logs`, `wait` (its
+        convergence tracking), `ended` (epochs at whose end a stage ended),
+        `finished`.
+        """
+        return json.loads(json.dumps(self._progress))
+
+    def best_weights(self):
+        """Returns the best epoch's trainable weights of the converging stage in training (or None)."""
+        return None if self._best_weights is None else list(self._best_weights)
 
     def on_train_begin(self, logs=None):
         model = self.model
@@ -298,9 +391,19 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         if epochs is not None and epochs != self.total_epochs:
             raise ValueError(
                 f"LayerwiseTrainer: fit(epochs={epochs}) must equal trainer.total_epochs="
-                f"{self.total_epochs} (the sum of the stages' epochs)."
+                f"{self.total_epochs} (the sum of the stages' budgets in epochs)."
+            )
+        steps = self.params.get("steps")
+        if self.steps_per_epoch is not None and steps is not None and steps != self.steps_per_epoch:
+            raise ValueError(
+                f"LayerwiseTrainer: fit runs {steps} steps per epoch, but the trainer was given "
+                f"steps_per_epoch={self.steps_per_epoch} (its stages' step budgets are counted with it)."
             )
         if self._resumed_at is not None:
+            if self.finished:
+                raise ValueError(
+                    "LayerwiseTrainer: this growth is complete; there is nothing to resume (evaluate the model)."
+                )
             expected = min(len(self.stage_results) + 1, len(self.stages))
             if self.grown_stages(model) != expected:
                 raise ValueError(
@@ -322,14 +425,29 @@ class LayerwiseTrainer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        index = self.stage_of_epoch(epoch)
+        progress = self._progress
+        index = progress["stage"]
+        if index >= len(self.stages):
+            raise RuntimeError(f"LayerwiseTrainer: epoch {epoch + 1} ran after the growth was complete.")
         logs["stage"] = index + 1
         self._check_finite(index + 1, epoch, logs)
-        if epoch != self._last_epoch_of_stage[index]:
+        progress["stage_epochs"] += 1
+        stage = self.stages[index]
+        converged = stage.patience is not None and self._track_convergence(stage, epoch, logs)
+        if not converged and progress["stage_epochs"] < self._budgets[index]:
             return
+        if progress["best_epoch"] is not None and progress["best_epoch"] != epoch:
+            self._restore_best_weights()
+        stage_logs = progress["best_logs"] if progress["best_logs"] is not None else logs
         result = {"stage": index + 1}
-        result.update({k: float(v) for k, v in logs.items() if k != "stage"})
-        if self.stages[index].clusters is not None:
+        result.update({k: float(v) for k, v in stage_logs.items() if k != "stage"})
+        result["epochs"] = progress["stage_epochs"]
+        if self.params.get("steps"):
+            result["steps"] = progress["stage_epochs"] * int(self.params["steps"])
+        if stage.patience is not None:
+            result["converged"] = bool(converged)
+            result["best_epoch"] = progress["best_epoch"] + 1  # 1-based, of the whole growth
+        if stage.clusters is not None:
             figures = self._cluster_and_grow(index)
             counts = figures.pop("kmeans_counts")  # a list: stage_results only, not the epoch logs
             logs.update(figures)
@@ -339,9 +457,79 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         logs["stage_seconds"] = stage_seconds
         result["stage_seconds"] = stage_seconds
         self._stage_start = None
+        result["warnings"] = self._diagnose(index, result)
         self.stage_results.append(result)
+        ended = progress["ended"] + [int(epoch)]
+        self._progress = _fresh_progress()
+        self._progress.update(stage=index + 1, ended=ended, finished=index + 1 == len(self.stages))
+        self._best_weights = None
         if self.verbose:
             print("\n" + _stage_line(result, index + 1, len(self.stages)))
+        for message in result["warnings"]:
+            warnings.warn(message, StageWarning, stacklevel=2)
+        if self.finished and epoch + 1 < self.params.get("epochs", epoch + 1):
+            self.model.stop_training = True  # the last stage converged before fit's epochs ran out
+
+    def _monitor(self, stage, logs):
+        key = stage.monitor
+        if key == "auto":
+            key = "val_loss" if "val_loss" in logs else "loss"
+        if key not in logs:
+            raise ValueError(
+                f"LayerwiseTrainer: Stage(monitor={stage.monitor!r}) is not in the epoch logs "
+                f"(they hold {sorted(k for k in logs if k != 'stage')})."
+            )
+        return key, float(logs[key])
+
+    def _track_convergence(self, stage, epoch, logs):
+        """Updates the stage's best monitored value and best weights; returns whether it has converged."""
+        progress = self._progress
+        key, value = self._monitor(stage, logs)
+        sign = -1.0 if "acc" in key else 1.0  # accuracies are maximised, losses minimised
+        best = progress["best"]
+        if best is None or sign * value < sign * best - stage.min_delta:
+            progress.update(best=value, best_epoch=int(epoch), wait=0,
+                            best_logs={k: float(v) for k, v in logs.items()})
+            self._best_weights = [keras.ops.convert_to_numpy(v).copy() for v in self.model.trainable_variables]
+        else:
+            progress["wait"] += 1
+        return progress["wait"] >= stage.patience
+
+    def _restore_best_weights(self):
+        for variable, value in zip(self.model.trainable_variables, self._best_weights):
+            variable.assign(value)
+
+    def _diagnose(self, index, result):
+        """One clear message per likely failure of a stage: near-chance accuracy, collapsed clusters."""
+        n = index + 1
+        messages = []
+        chance = 1.0 / self.num_classes
+        key = "val_accuracy" if "val_accuracy" in result else "accuracy"
+        accuracy = result.get(key)
+        steps = result.get("steps")
+        budget = f"{steps} gradient steps ({result['epochs']} epochs)" if steps else f"{result['epochs']} epochs"
+        if accuracy is not None and accuracy <= chance + NEAR_CHANCE * (1.0 - chance):
+            messages.append(
+                f"LayerwiseTrainer: stage {n} ended near chance accuracy ({key.replace('_', ' ')} {accuracy:.3f}, "
+                f"chance {chance:.3f}) after {budget}: likely too few gradient steps for this training set; give "
+                "the stage more (Stage(steps=...) or Stage(patience=..., epochs=...))."
+            )
+        if "cluster_usage" in result:
+            k = len(result["kmeans_counts"])
+            used = k - result["dead_clusters"]
+            points = sum(result["kmeans_counts"])
+            before = self.stage_results[-1].get("cluster_usage") if self.stage_results else None
+            collapsed = result["cluster_usage"] < MIN_CLUSTER_USAGE or (
+                before is not None and result["cluster_usage"] < 0.5 * before)
+            if collapsed or points < MIN_POINTS_PER_CLUSTER * k:
+                messages.append(
+                    f"LayerwiseTrainer: k-means of stage {n} used {used} of {k} clusters on {points} points "
+                    f"({points / k:.1f} per cluster"
+                    + (f"; the stage before used {before:.0%} of its clusters" if before is not None else "")
+                    + "): too few points per cluster (more training images, or fewer clusters) or embeddings "
+                    "that collapsed (too few gradient steps)."
+                )
+        return messages
 
     def _check_finite(self, n, epoch, logs):
         """Stops with a clear error when the loss or a trainable weight turned NaN/Inf during the epoch."""

@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 
 import keras
 
@@ -40,7 +41,7 @@ from layerwise_keras.growth.builder import end_to_end_model, input_model
 from layerwise_keras.growth.checkpoint import GrowthCheckpoint, read_checkpoint
 from layerwise_keras.growth.inspect import assignments
 from layerwise_keras.growth.stage import Stage
-from layerwise_keras.growth.trainer import LayerwiseTrainer
+from layerwise_keras.growth.trainer import LayerwiseTrainer, StageWarning
 from layerwise_keras.runs.config import validate_config
 from layerwise_keras.runs.folders import CHECKPOINT, _remove_stale_artifacts, check_output_dir
 from layerwise_keras.runs.machine import machine_info
@@ -77,19 +78,24 @@ def _train_data(config, splits, seed, epoch=0, arrays=False):
     return train, (splits["x_val"], splits["y_val"])
 
 
-def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose, initial_epoch=0, arrays=False):
+def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose, initial_epoch=0, arrays=False, fit=True):
     train, val = _train_data(config, splits, seed, epoch=initial_epoch, arrays=arrays)
     start = time.perf_counter()
-    history = model.fit(
-        train, epochs=epochs, validation_data=val, callbacks=callbacks, verbose=verbose,
-        initial_epoch=initial_epoch,
-        shuffle=False,  # `train` reshuffles itself every epoch
-    )
+    history = keras.callbacks.History()
+    if fit:
+        history = model.fit(
+            train, epochs=epochs, validation_data=val, callbacks=callbacks, verbose=verbose,
+            initial_epoch=initial_epoch,
+            shuffle=False,  # `train` reshuffles itself every epoch
+        )
     train_seconds = time.perf_counter() - start
     logits = model.predict(splits["x_test"], batch_size=256, verbose=0)
     test_accuracy = float((logits.argmax(-1) == splits["y_test"]).mean())
     return history, train_seconds, test_accuracy
 
+
+# A clustered stage whose test purity is this much below the stage before's gets a warning.
+PURITY_DROP = 0.25
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "stage")
 
@@ -152,7 +158,8 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
             )
         return _grow_cached(config, splits, stages, seed, verbose)
     trainer = LayerwiseTrainer(
-        stages, splits["num_classes"], kmeans_data=splits["x_train"], seed=seed, verbose=verbose
+        stages, splits["num_classes"], kmeans_data=splits["x_train"], seed=seed, verbose=verbose,
+        steps_per_epoch=-(-len(splits["x_train"]) // config["batch_size"]),  # the batches of _train_data
     )
     initial_epoch, past = 0, ()
     if resume:
@@ -162,7 +169,7 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
                 f"the checkpoint in {checkpoint_dir} belongs to a run with a different configuration; resume with "
                 "the same config (and seed) or start over with --overwrite."
             )
-        trainer.restore(state["stage_results"], state["epochs_done"])
+        trainer.restore(state["stage_results"], state["epochs_done"], state.get("trainer"), state["best_weights"])
         initial_epoch, past = state["epochs_done"], state["history"]
     else:
         model = _compile(input_model(splits["x_train"].shape[1:], name=config.get("name") or "layerwise"), config)
@@ -172,6 +179,7 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
     history, train_seconds, test_accuracy = _fit_and_test(
         model, config, splits, seed, [trainer, *extra], trainer.total_epochs, verbose,
         initial_epoch=initial_epoch, arrays=checkpoint_dir is not None,
+        fit=not trainer.finished,  # a run killed after its last epoch's checkpoint has nothing left to train
     )
     if checkpoint_dir is not None:
         per_epoch = extra[-1].history  # every epoch, also those before a resume
@@ -207,6 +215,16 @@ def _figures(model, splits, stage_results, test_accuracy, train_seconds, history
         maps = assignments(model, splits["x_test"])
         for result, value in zip(per_stage, stage_purities(maps, splits["latents_test"])):
             result["test_purity"] = value
+        for n in range(2, len(maps) + 1):
+            before, now = per_stage[n - 2]["test_purity"], per_stage[n - 1]["test_purity"]
+            if now < before - PURITY_DROP:
+                message = (
+                    f"stage {n}'s clusters match the true classes of their level far worse than stage {n - 1}'s "
+                    f"(test purity {now:.3f} after {before:.3f}): likely too few gradient steps for stage {n} "
+                    "(Stage(steps=...) or Stage(patience=..., epochs=...)) or too few points per cluster."
+                )
+                per_stage[n - 1].setdefault("warnings", []).append(message)
+                warnings.warn(message, StageWarning, stacklevel=3)
     return {
         "test_accuracy": test_accuracy, "stages": per_stage, "train_seconds": train_seconds,
         "history": history,
@@ -216,9 +234,14 @@ def _figures(model, splits, stage_results, test_accuracy, train_seconds, history
 def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
     """Trains the same network end to end by SGD, without clustering: the baseline.
 
-    The network is `layerwise_keras.baseline.end_to_end_model` of the
-    configuration's stages; it trains for the stages' total epochs with the
-    same optimiser, batch size and data.
+    The network is `layerwise_keras.growth.end_to_end_model` of the
+    configuration's stages; it trains with the same optimiser, batch size
+    and data, for the stages' budgets added up: their total epochs, or
+    total gradient steps for `Stage(steps=...)` budgets (the same number of
+    updates the growth makes). When stages stop on convergence
+    (`Stage(patience=...)`), the baseline does too: Keras' `EarlyStopping`
+    on the first such stage's monitor with the largest patience, best
+    weights restored, up to the same total budget.
 
     Args:
         config: a validated configuration dict.
@@ -241,9 +264,19 @@ def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
     model = _compile(
         end_to_end_model(stages, splits["x_train"].shape[1:], splits["num_classes"], seed=seed), config
     )
-    epochs = sum(s.epochs for s in stages)
+    steps_per_epoch = -(-len(splits["x_train"]) // config["batch_size"])
+    epochs = sum(s.epochs if s.steps is None else -(-s.steps // steps_per_epoch) for s in stages)
+    callbacks = list(callbacks)
+    converging = [s for s in stages if s.patience is not None]
+    if converging:
+        monitor = converging[0].monitor
+        if monitor == "auto":
+            monitor = "val_loss"  # fit always validates here
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=max(s.patience for s in converging), min_delta=converging[0].min_delta,
+            mode="max" if "acc" in monitor else "min", restore_best_weights=True))
     history, train_seconds, test_accuracy = _fit_and_test(
-        model, config, splits, seed, list(callbacks), epochs, verbose
+        model, config, splits, seed, callbacks, epochs, verbose
     )
     return model, {
         "test_accuracy": test_accuracy,

@@ -98,16 +98,17 @@ class _SaveGrownModel(keras.callbacks.Callback):
     (when its objective beats the trial's earlier executions).
     """
 
-    def __init__(self, save_best):
+    def __init__(self, save_best, trainer):
         super().__init__()
         self.save_best = save_best
+        self.trainer = trainer
         self.final_logs = None
 
     def on_epoch_end(self, epoch, logs=None):
         self.final_logs = dict(logs or {})
 
     def on_train_end(self, logs=None):
-        if self.final_logs is None or getattr(self.model, "stop_training", False):
+        if self.final_logs is None or not self.trainer.finished:  # stopped before the growth was complete
             return
         objective = self.save_best.objective
         if objective.has_value(self.final_logs):
@@ -375,7 +376,7 @@ class LayerwiseHyperModel(keras_tuner.HyperModel):
             grown.compile(optimizer=self.optimizer_for(hp),
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         final = _FinalLogs()
-        callbacks = [_SaveGrownModel(cb) if compat.is_save_best_epoch(cb) else cb for cb in callbacks]
+        callbacks = [_SaveGrownModel(cb, trainer) if compat.is_save_best_epoch(cb) else cb for cb in callbacks]
         grown.fit(*args, epochs=trainer.total_epochs, callbacks=[trainer, final, *callbacks], **kwargs)
         if len(trainer.stage_results) < len(stages):
             raise keras_tuner.errors.FailedTrialError(

@@ -96,6 +96,17 @@ def smallest_size_reaching(runs, method, target=TARGET):
     return None
 
 
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def markdown(report):
     m = report["machine"]
     lines = [
@@ -103,7 +114,8 @@ def markdown(report):
         "",
         f"- command: `{report['command']}`",
         f"- commit: `{report['commit']}`, date: {report['date']}, total wall time {report['total_seconds']:.0f} s",
-        f"- machine: {m['cpu_count']}-core CPU ({m['processor']}), no GPU; TensorFlow {m['tensorflow']}, "
+        f"- machine: {m['cpu_count']}-core CPU ({', '.join(filter(None, [report.get('cpu_model'), m['processor']]))}), "
+        f"no GPU; TensorFlow {m['tensorflow']}, "
         f"Keras {m['keras']} ({m['backend']} backend)",
         f"- seeds: {report['seeds']}; budget: {report['steps']} gradient steps per layerwise stage, the stages' sum "
         "for end-to-end SGD (matched gradient steps), batch 64; test 2,000 images, validation 200"
@@ -193,6 +205,7 @@ def main(argv=None):
         "commit": commit(),
         "date": now(),
         "machine": machine_info(),
+        "cpu_model": _cpu_model(),
         "seeds": args.seeds,
         "steps": args.steps,
         "sizes": args.sizes,

@@ -33,3 +33,19 @@ def test_cifar10_benchmark_quick_smoke(tmp_path):
     assert 0.0 < report["layerwise"]["kmeans_share"] < 1.0
     md = (tmp_path / "cifar10_cifar10_paper_quick.md").read_text()
     assert "QUICK MODE" in md and report["commit"] in md
+
+
+def test_sample_complexity_benchmark_quick_smoke(tmp_path):
+    cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "sample_complexity.py"), "--quick",
+           "--configs", "hierarchical_2level", "--output", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "sample_complexity_quick.json").read_text())
+    assert report["quick"] is True and report["steps"] == 30 and report["sizes"] == [100, 200]
+    assert [(r["train"], r["seed"]) for r in report["runs"]] == [(100, 0), (200, 0)]
+    for r in report["runs"]:  # both methods, same data: 30 steps per stage, 60 in all end to end
+        assert r["layerwise"]["stage_epochs"] == [-(-30 // -(-r["train"] // 64))] * 2
+        # hierarchical_2level is easy: both reach near-perfect test accuracy on 2,000 images even so
+        assert r["layerwise"]["test_accuracy"] >= 0.9 and r["end_to_end"]["test_accuracy"] >= 0.9, r
+    md = (tmp_path / "sample_complexity_quick.md").read_text()
+    assert "QUICK MODE" in md and "smallest training size reaching 99%" in md

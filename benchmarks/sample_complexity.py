@@ -19,6 +19,7 @@ both methods, median with the min-max band over seeds).
 Usage:
     python benchmarks/sample_complexity.py [--sizes 100 200 300 600 1200 2400] [--seeds 3] [--steps 600]
         [--configs hierarchical_digits ...] [--quick]
+    python benchmarks/sample_complexity.py --replot benchmarks/results/sample_complexity.json
 """
 
 import argparse
@@ -164,6 +165,7 @@ def plot(report, path):
             ax.fill_between(sizes, [min(a) for a in acc], [max(a) for a in acc], color=line.get_color(), alpha=0.2)
         ax.axhline(TARGET, color="grey", linewidth=0.8, linestyle=":")
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(sizes)
         ax.set_xticklabels([str(s) for s in sizes], fontsize=7)
         ax.set_ylim(0, 1.02)
@@ -189,7 +191,12 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smoke mode: 2 sizes, 1 seed, 30 steps")
     parser.add_argument("--output", default=os.path.join(HERE, "results"), help="results folder")
     parser.add_argument("--plot", default=PLOT, help="PNG of accuracy against training size")
+    parser.add_argument("--replot", metavar="RESULTS_JSON", help="only redraw --plot from a results file")
     args = parser.parse_args(argv)
+    if args.replot:
+        with open(args.replot) as f:
+            print("plot:", plot(json.load(f), args.plot))
+        return 0
     if args.quick:
         args.sizes, args.seeds, args.steps = args.sizes[:2], 1, 30
     start = time.perf_counter()

@@ -2,6 +2,7 @@
 
 import datetime
 import os
+import platform
 import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,3 +40,15 @@ def write_results(folder, stem, report, markdown_text):
     with open(os.path.join(folder, stem + ".md"), "w") as f:
         f.write(markdown_text)
     print(markdown_text)
+
+
+def cpu_model():
+    """The CPU's model name (`/proc/cpuinfo`), else what `platform` says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -68,7 +68,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 # benchmarks/ is sys.path[0] when this file runs as a script
-from _common import commit, now, write_results  # noqa: E402
+from _common import commit, cpu_model, now, write_results  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -82,15 +82,6 @@ TOLERANCE = 1e-3  # relative inertia difference allowed vs scikit-learn
 TARGETS = {"sklearn": 1.0, "faiss": 1.2}  # ours' time / peer's time, at most
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _faiss():
@@ -111,7 +102,7 @@ def machine_info():
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "python": platform.python_version(),

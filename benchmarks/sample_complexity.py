@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from _common import commit, now, write_results  # noqa: E402
+from _common import commit, cpu_model, now, write_results  # noqa: E402
 from layerwise_keras.runs.config import load_config  # noqa: E402
 from layerwise_keras.runs.machine import machine_info  # noqa: E402
 from layerwise_keras.runs.pipeline import end_to_end, grow, load_splits  # noqa: E402
@@ -97,15 +97,6 @@ def smallest_size_reaching(runs, method, target=TARGET):
     return None
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def markdown(report):
@@ -212,7 +203,7 @@ def main(argv=None):
         "commit": commit(),
         "date": now(),
         "machine": machine_info(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "seeds": args.seeds,
         "steps": args.steps,
         "sizes": args.sizes,

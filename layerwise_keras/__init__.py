@@ -23,7 +23,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-SUBPACKAGES = ("clustering", "compat", "datasets", "export", "growth", "monitoring", "runs", "saving", "tuning", "cli")
+# Subpackages and modules loaded on first attribute access (`lk.datasets`, ...), as Keras does.
+SUBMODULES = ("clustering", "compat", "datasets", "export", "growth", "monitoring", "runs", "saving", "tuning", "cli")
 
 # Public names of the top level -> the module that defines them.
 _EXPORTS = {
@@ -40,13 +41,13 @@ _EXPORTS = {
     "stage_purities": "layerwise_keras.clustering.purity",
 }
 
-__all__ = sorted(_EXPORTS) + list(SUBPACKAGES)
+__all__ = sorted(_EXPORTS) + list(SUBMODULES)
 
 
 def __getattr__(name):
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in SUBPACKAGES:
+    elif name in SUBMODULES:
         value = importlib.import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

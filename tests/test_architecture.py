@@ -122,3 +122,12 @@ def test_tensorflow_is_imported_at_module_level_only_by_the_tensorflow_only_modu
             if target.split(".")[0] in ("tensorflow", "tensorboard") or pulled & tf_only:
                 offenders.append(f"{module} imports {target}")
     assert not offenders, offenders  # the rest of the core must import without TensorFlow (JAX-only machines)
+
+
+def test_public_submodules_load_on_first_use_in_a_fresh_process(fresh_python, tmp_path):
+    script = ("import sys; import layerwise_keras as lk; "
+              "assert 'layerwise_keras.datasets' not in sys.modules; "
+              "lk.datasets.HierarchicalModel; lk.export.to_portable_model; lk.runs.load_config; lk.growth.Stage; "
+              "lk.clustering.KMeans; lk.monitoring.receptive_field; lk.Stage; lk.KMeans; print('ok')")
+    result = fresh_python(script, tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

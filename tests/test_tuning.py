@@ -85,7 +85,7 @@ def random_search(splits, tmp_path_factory):
     return tuner, hypermodel, logits
 
 
-def test_random_search_runs_whole_growths_within_the_space(random_search):
+def test_random_search_runs_whole_growths_within_the_space(random_search, splits):
     tuner, hypermodel, logits = random_search
     trials = _trials(tuner)
     assert [t.status for t in trials] == ["COMPLETED"] * 3 and len(logits) == 3
@@ -96,7 +96,9 @@ def test_random_search_runs_whole_growths_within_the_space(random_search):
         for name, allowed in CHOICES.items():
             assert values[name] in allowed
         assert 1e-3 <= values["learning_rate"] <= 1e-2
-        assert 0.0 <= trial.score <= 1.0
+        # The trial's score is the validation accuracy of the model at the end of its growth.
+        predicted = logits[int(trial.trial_id)].argmax(-1)
+        assert trial.score == pytest.approx(float((predicted == splits["y_val"]).mean()), abs=1e-6)
     best = tuner.oracle.get_best_trials(1)[0]
     assert best.score == max(t.score for t in trials)
     # The score is the final (grown) model's, and the checkpoint holds that model.
@@ -211,7 +213,8 @@ def test_cli_tune_writes_the_best_config_and_refuses_an_existing_search(tmp_path
             str(tmp_path / "tuning"), "--project-name", "cli", "--seed", "0", "--verbose", "0"]
     assert cli.main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["trials"] == 2 and 0.0 <= summary["val_accuracy"] <= 1.0
+    scores = [json.loads(path.read_text())["score"] for path in (tmp_path / "tuning" / "cli").glob("trial_*/trial.json")]
+    assert summary["trials"] == len(scores) == 2 and summary["val_accuracy"] == max(scores)  # the best trial's figure
     for name, allowed in CHOICES.items():
         assert summary["best_hyperparameters"][name] in allowed
     best_path = tmp_path / "tuning" / "cli" / "best_config.json"

@@ -127,6 +127,7 @@ def test_a_starved_growth_says_so_and_a_good_one_stays_silent():
         warnings.simplefilter("error", StageWarning)
         _, figures = grow(good, splits, seed=good["seed"], verbose=0)
     assert [s["warnings"] for s in figures["stages"]] == [[], [], []]
+    # measured 1.0 (stage purities 0.997, 0.961) with TF_ENABLE_ONEDNN_OPTS=1 and 0 on the 2-core AMD EPYC
     assert figures["test_accuracy"] >= 0.9, figures["test_accuracy"]
 
 

@@ -1,7 +1,7 @@
 """Benchmark: a CIFAR-10 config grown layer by layer vs the same network trained end to end by SGD.
 
 One invocation, one machine, the same data: grows the config's network
-(`layerwise_keras.pipeline.grow`) and trains its end-to-end baseline
+(`layerwise_keras.runs.pipeline.grow`) and trains its end-to-end baseline
 (`pipeline.end_to_end`), then reports for both: test accuracy on the 10,000
 official test images (never used for selection), accuracy on the 1,000
 byte-exact test images and on the same 1,000 images from the JPEG copy,

@@ -29,8 +29,8 @@ kmeans)
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     $py - <<'EOF' || exit 1
 import time, keras, jax
-from layerwise_keras.config import load_config
-from layerwise_keras.pipeline import grow, load_splits
+from layerwise_keras.runs.config import load_config
+from layerwise_keras.runs.pipeline import grow, load_splits
 print("devices", jax.devices(), "backend", keras.backend.backend())
 config = load_config("hierarchical_digits")
 config["dataset"].update(train=1000, val=200, test=200)

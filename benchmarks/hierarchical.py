@@ -3,7 +3,7 @@
 For each bundled configuration (`hierarchical_digits`, `hierarchical_2level`,
 `hierarchical_3level`) and each seed, grows the network layer by layer and,
 in the same run on the same machine and data, trains the same network end to
-end by SGD (`layerwise_keras.pipeline.end_to_end`). For the random
+end by SGD (`layerwise_keras.runs.pipeline.end_to_end`). For the random
 instances, the seed also draws a new instance of the generative model.
 
 Writes `benchmarks/results/hierarchical.json` (every run) and

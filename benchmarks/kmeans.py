@@ -3,7 +3,7 @@
 For each shape, one seeded Gaussian mixture (float32) is generated once, and
 the same initial centroids (K distinct data points, seeded) are given to
 
-* ours: `layerwise_keras.kmeans.KMeans(init=centroids, max_iter=I, tol=0,
+* ours: `layerwise_keras.clustering.kmeans.KMeans(init=centroids, max_iter=I, tol=0,
   max_points_per_centroid=None, n_init=1)` (all points, no subsampling);
 * scikit-learn: `sklearn.cluster.KMeans(init=centroids, n_init=1,
   max_iter=I, tol=0, algorithm="lloyd")`;

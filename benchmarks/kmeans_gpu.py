@@ -3,7 +3,7 @@
 Run with `KERAS_BACKEND=jax` on a machine with a GPU (see `benchmarks/gpu.sh`).
 For each shape (N points, D features, K clusters) it
 
-* times the compiled step `layerwise_keras.kmeans._lloyd_step` under
+* times the compiled step `layerwise_keras.clustering.kmeans._lloyd_step` under
   `jax.jit` on device-resident data, one call on all N points (distances,
   argmin, per-cluster sums, counts and inertia), at JAX's default float32
   matmul precision (TF32 on Hopper) and at `"highest"` (true float32);

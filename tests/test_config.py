@@ -1,4 +1,4 @@
-"""Tests for layerwise_keras.config: bundled configurations and validation errors."""
+"""Tests for layerwise_keras.runs.config: bundled configurations and validation errors."""
 
 import copy
 import json

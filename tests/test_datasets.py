@@ -1,4 +1,4 @@
-"""Tests for layerwise_keras.generative and layerwise_keras.datasets."""
+"""Tests for layerwise_keras.datasets.generative and layerwise_keras.datasets."""
 
 import time
 

@@ -1,4 +1,4 @@
-"""Several JAX processes: `layerwise_keras.distribute_jax` and Keras' `DataParallel`, two processes on loopback.
+"""Several JAX processes: `layerwise_keras.clustering.distribute_jax` and Keras' `DataParallel`, two processes on loopback.
 
 Two fresh processes (`KERAS_BACKEND=jax`, CPU only, gloo collectives) join
 through `keras.distribution.initialize` on 127.0.0.1 at a free port. Each

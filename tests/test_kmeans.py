@@ -1,4 +1,4 @@
-"""Tests for layerwise_keras.kmeans.KMeans."""
+"""Tests for layerwise_keras.clustering.kmeans.KMeans."""
 
 import warnings
 

@@ -1,4 +1,4 @@
-"""Tests for layerwise_keras.layers.ClusterAssignment against NumPy references."""
+"""Tests for layerwise_keras.growth.layers.ClusterAssignment against NumPy references."""
 
 import keras
 import numpy as np

@@ -1,4 +1,4 @@
-"""Tests for layerwise_keras.metrics: purity and stage_purities."""
+"""Tests for layerwise_keras.clustering.purity: purity and stage_purities."""
 
 import numpy as np
 import pytest

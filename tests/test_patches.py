@@ -1,4 +1,4 @@
-"""Tests of `layerwise_keras.patches`: receptive fields checked against the convolutions themselves."""
+"""Tests of `layerwise_keras.monitoring.patches`: receptive fields checked against the convolutions themselves."""
 
 import keras
 import numpy as np

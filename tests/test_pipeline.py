@@ -1,4 +1,4 @@
-"""Tests for layerwise_keras.pipeline pieces not exercised through the CLI: training data and options."""
+"""Tests for layerwise_keras.runs.pipeline pieces not exercised through the CLI: training data and options."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Tests of `layerwise_keras.tensorboard.StageSummaries`, read back with TensorBoard's own reader."""
+"""Tests of `layerwise_keras.monitoring.tensorboard.StageSummaries`, read back with TensorBoard's own reader."""
 
 import os
 

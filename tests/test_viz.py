@@ -1,4 +1,4 @@
-"""Tests of `layerwise_keras.viz` and `layerwise-keras report` / `train --baseline`."""
+"""Tests of `layerwise_keras.monitoring.plots` and `layerwise-keras report` / `train --baseline`."""
 
 import json
 import os

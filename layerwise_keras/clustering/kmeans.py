@@ -146,12 +146,12 @@ class KMeans:
         distribute: None (one device); a `tf.distribute.Strategy`
             (TensorFlow backend) to run the step on all its replicas, each on
             a slice of every chunk, with the sums, counts and inertia
-            all-reduced (`layerwise_keras.distribute`); or `"processes"`
+            all-reduced (`layerwise_keras.clustering.distribute_tf`); or `"processes"`
             (JAX backend, several processes under `keras.distribution`):
             every process calls `fit` with its own shard of the points, and
             the point counts, moments, per-cluster sums, counts and inertia
             are all-reduced over the processes each iteration
-            (`layerwise_keras.distribute_jax`); k-means++ seeds on the union
+            (`layerwise_keras.clustering.distribute_jax`); k-means++ seeds on the union
             of the processes' samples (each draws
             `ceil(n_clusters * max_points_per_centroid / processes)` points)
             and empty clusters are re-seeded from the farthest points of all

@@ -8,8 +8,8 @@ cuts the matching pixel patches out of real images, and streams each
 stage's embeddings together with their nearest-centroid scores, for the
 grown `keras.Sequential` (`ClusterAssignment.scores`) and for its portable
 form (the outputs of the frozen `Dense` layer `stage{i}_assign`) alike.
-Backend-agnostic (NumPy and Keras only); `layerwise_keras.viz` and
-`layerwise_keras.tensorboard` draw with it.
+Backend-agnostic (NumPy and Keras only); `layerwise_keras.monitoring.plots` and
+`layerwise_keras.monitoring.tensorboard` draw with it.
 """
 
 import dataclasses

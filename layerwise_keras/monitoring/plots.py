@@ -39,7 +39,7 @@ def _matplotlib():
         from matplotlib.figure import Figure
     except ImportError as err:
         raise ImportError(
-            "layerwise_keras.viz needs matplotlib; install it with `pip install layerwise_keras[viz]` "
+            "layerwise_keras.monitoring.plots needs matplotlib; install it with `pip install layerwise_keras[viz]` "
             "(or `pip install matplotlib`)."
         ) from err
     return Figure, FigureCanvasAgg
@@ -84,7 +84,7 @@ def plot_stage_accuracy(metrics, path, overwrite=False):
     validation accuracy at the end of each stage instead.
 
     Args:
-        metrics: the dict `layerwise_keras.pipeline.run` returns, or the
+        metrics: the dict `layerwise_keras.runs.pipeline.run` returns, or the
             path of its `metrics.json`.
         path: the PNG file to write (parent folders are created).
         overwrite: replace an existing `path` instead of raising

@@ -295,7 +295,7 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=Fals
     `train_seconds`.
 
     Args:
-        config: a configuration dict (see `layerwise_keras.config`).
+        config: a configuration dict (see `layerwise_keras.runs.config`).
         output_dir: folder for the artifacts (see the module docstring).
         overwrite: replace this job's artifacts in a non-empty `output_dir`.
         seed: int overriding the configuration's seed.
@@ -308,7 +308,7 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=Fals
             epoch; a resumed run repeats the epochs after the last one.
 
     Growth is checkpointed at every epoch end (or per `checkpoint_every`)
-    into `output_dir/checkpoint/` (`layerwise_keras.checkpoint`), except with
+    into `output_dir/checkpoint/` (`layerwise_keras.growth.checkpoint`), except with
     `"cache": true`. If the process dies, `run(..., resume=True)`
     (`train --resume`) continues from the last checkpointed epoch; the grown
     model then equals that of an

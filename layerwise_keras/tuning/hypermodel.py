@@ -9,7 +9,7 @@ works with the stock tuners (`keras_tuner.RandomSearch`, `Hyperband`,
 does.
 
 The search space is a JSON-able dict over a base configuration
-(`layerwise_keras.config` format). Every key is optional; a knob that is not
+(`layerwise_keras.runs.config` format). Every key is optional; a knob that is not
 in the space keeps the configuration's value:
 
 ```python
@@ -51,7 +51,7 @@ model predicts exactly as the model at the end of its trial.
 
 Determinism: every trial calls `keras.utils.set_random_seed(seed)` and grows
 with that seed; the tuners' oracles are seeded too. NumPy inputs are batched
-and shuffled the way `layerwise_keras.pipeline.grow` does it (a seeded
+and shuffled the way `layerwise_keras.runs.pipeline.grow` does it (a seeded
 `tf.data` pipeline, the configuration's batch size), so a trial is
 reproduced by training its configuration (`config_for(hp)`) with
 `pipeline.grow` or `layerwise-keras train --config`.
@@ -142,11 +142,11 @@ class LayerwiseHyperModel(keras_tuner.HyperModel):
     Arguments given to `tuner.search(...)` go to `model.fit`. NumPy images and
     labels (and a `(x_val, y_val)` `validation_data`) are batched with the
     configuration's `batch_size` (or `batch_size=`) and shuffled with `seed`,
-    as `layerwise_keras.pipeline.grow` does. The k-means of every stage runs
+    as `layerwise_keras.runs.pipeline.grow` does. The k-means of every stage runs
     on `kmeans_data`, or else on the training images (`x`).
 
     Args:
-        config: the base configuration (`layerwise_keras.config` format): the
+        config: the base configuration (`layerwise_keras.runs.config` format): the
             stages, optimizer and batch size of every knob not tuned.
         input_shape: image shape `(height, width, channels)`.
         num_classes: int, the number of labels.
@@ -239,7 +239,7 @@ class LayerwiseHyperModel(keras_tuner.HyperModel):
                 `tuner.get_best_hyperparameters()[0]`).
 
         Returns:
-            A configuration dict that `layerwise_keras.config.load_config`
+            A configuration dict that `layerwise_keras.runs.config.load_config`
             accepts once written as JSON and that `pipeline.grow` /
             `layerwise-keras train --config` trains: the base configuration
             with the chosen stage settings, learning rate and seed.

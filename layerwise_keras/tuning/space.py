@@ -181,7 +181,7 @@ def validate_space(space, config, input_shape):
     Args:
         space: the search-space dict (see the module docstring), or `None`
             for an empty one (nothing tuned).
-        config: the base configuration (`layerwise_keras.config` format).
+        config: the base configuration (`layerwise_keras.runs.config` format).
         input_shape: image shape `(height, width, channels)`.
 
     Returns:

@@ -36,8 +36,9 @@ def grown_style_model(assignment, seed=0, name=None):
         [
             keras.Input((9, 9, 1)),
             keras.layers.Conv2D(4, 3, strides=3, activation="relu", name="stage1_conv"),
-            # temperature != 1 so that an export that lost it would be caught ("soft").
-            ClusterAssignment(5, assignment, temperature=0.5, name="stage1_assign"),
+            # temperature != 1 and q != 1 so that an export that lost them would be caught.
+            ClusterAssignment(5, assignment, temperature=0.5, q=2 if assignment == "nearest" else 1,
+                              name="stage1_assign"),
             keras.layers.Conv2D(6, 3, name="stage2_conv"),
             keras.layers.Flatten(),
             keras.layers.Dense(3, name="stage2_readout"),

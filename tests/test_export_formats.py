@@ -50,7 +50,8 @@ TRAINED_CONFIG = {
 }
 
 # LiteRT ops each assignment mode must convert to.
-ASSIGNMENT_OPS = {"hard": {"ARG_MAX", "ONE_HOT"}, "soft": {"SOFTMAX"}, "triangle": {"SQRT", "MEAN"}}
+ASSIGNMENT_OPS = {"hard": {"ARG_MAX", "ONE_HOT"}, "nearest": {"TOPK_V2", "CUMSUM"}, "soft": {"SOFTMAX"},
+                  "triangle": {"SQRT", "MEAN"}}
 
 
 def _hand_built(assignment, seed=0):

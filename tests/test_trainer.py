@@ -61,7 +61,7 @@ def test_stage_defaults_to_non_overlapping_patches_and_round_trips():
         (dict(width=8, kernel_size=0), "kernel_size"),
         (dict(width=8, clusters=1), "clusters"),
         (dict(width=8, epochs=0), "epochs"),
-        (dict(width=8, assignment="nearest"), "assignment"),
+        (dict(width=8, assignment="closest"), "assignment"),
         (dict(width=8, readout="attention"), "readout"),
         (dict(width=8, kmeans={"n_clusters": 3}), "clusters"),
         (dict(width=8, kmeans={"max_iterations": 3}), "kmeans"),

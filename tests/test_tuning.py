@@ -174,7 +174,7 @@ def test_geometry_pruning_keeps_only_valid_kernel_strides():
         ({"depth": [2]}, "unknown keys ['depth']"),
         ({"width": [0, 8]}, "width values must be integers >= 1"),
         ({"clusters": [[8], [8]]}, "clusters has 2 lists, one per clustered stage; the configuration has 1"),
-        ({"assignment": ["nearest"]}, "assignment values must be in"),
+        ({"assignment": ["closest"]}, "assignment values must be in"),
         ({"geometry": ["4/4", 5]}, "no kernel/stride combination fits the input 9x9 with 2 stages"),
         ({"geometry": ["3x3"]}, "'kernel/stride' strings"),
         ({"learning_rate": {"min": 0.1, "max": 0.01}}, "min < max"),
@@ -254,3 +254,30 @@ def test_missing_keras_tuner_names_the_extra(monkeypatch):
         monkeypatch.delitem(sys.modules, name)
     with pytest.raises(ImportError, match=r"pip install layerwise_keras\[tuning\]"):
         import layerwise_keras.tuning  # noqa: F401
+
+
+def test_q_and_whiten_are_tunable_and_q_follows_the_assignment():
+    space = {"assignment": [["nearest", "hard"]], "q": [[4]], "whiten": [[None, 1e-2]]}
+    hypermodel = tuning.LayerwiseHyperModel(BASE, (9, 9, 1), 4, space=space)
+    configs = {}
+    for assignment in ("nearest", "hard"):
+        for whiten in (0.0, 1e-2):
+            hp = keras_tuner.HyperParameters()
+            hp.Choice("stage1_assignment", ["nearest", "hard"], default=assignment)
+            hp.Choice("stage1_whiten", [0.0, 1e-2], default=whiten)
+            configs[assignment, whiten] = hypermodel.config_for(hp)["stages"][0]
+    assert configs["nearest", 0.0]["q"] == 4 and configs["nearest", 0.0]["whiten"] is None
+    assert configs["hard", 1e-2]["q"] == 1 and configs["hard", 1e-2]["whiten"] == 1e-2
+    # Every chosen configuration is a valid stage, and builds a model with its whitening.
+    model = hypermodel.build(_hp({"stage1_assignment": "nearest", "stage1_whiten": 1e-2}))
+    assign = model.get_layer("stage1_assign")
+    assert assign.q == 4 and assign.whiten
+    with pytest.raises(ValueError, match="whiten values must be"):
+        tuning.LayerwiseHyperModel(BASE, (9, 9, 1), 4, space={"whiten": [-1]})
+
+
+def _hp(values):
+    hp = keras_tuner.HyperParameters()
+    for name, value in values.items():
+        hp.Fixed(name, value)
+    return hp

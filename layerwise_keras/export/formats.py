@@ -130,7 +130,7 @@ def _int8_denylist(calibrated_model):
     return [
         d["output"]
         for d in describe_litert(calibrated_model)
-        if d["op"] not in INT8_OPS or mentions_role(d["output"], "assign")
+        if d["op"] not in INT8_OPS or mentions_role(d["output"], "assign") or mentions_role(d["output"], "whiten")
     ]
 
 

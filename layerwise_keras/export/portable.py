@@ -4,8 +4,10 @@
   Each `ClusterAssignment` becomes a frozen `Dense` layer named
   `stage{i}_assign` whose outputs are the nearest-centroid scores
   `e . 2c_k - ||c_k||^2`, followed by the assignment written with ops
-  (`argmax` + `one_hot` for `"hard"`). Its `.keras` file loads with plain
-  `keras.saving.load_model`.
+  (`argmax` + `one_hot` for `"hard"`, `top_k` + comparisons + `cumsum` for
+  `"nearest"`). A whitening stage's ZCA comes first, as a frozen `Dense`
+  layer `stage{i}_whiten` (kernel `W`, bias `-mean @ W`). Its `.keras` file
+  loads with plain `keras.saving.load_model`.
 * `serving_model(model)`: the same, with an argmax the LiteRT and ONNX
   converters accept.
 """
@@ -14,7 +16,13 @@ import keras
 from keras import ops
 
 from layerwise_keras import compat
+from layerwise_keras.growth.builder import layer_name, parse_layer_name
 from layerwise_keras.growth.layers import ClusterAssignment, assign_from_scores
+
+
+def _whiten_name(assign_name):
+    parsed = parse_layer_name(assign_name)
+    return layer_name(parsed[0], "whiten") if parsed else f"{assign_name}_whiten"
 
 
 def to_portable_model(model):
@@ -38,13 +46,19 @@ def to_portable_model(model):
     x = inputs
     for layer in model.layers:
         if isinstance(layer, ClusterAssignment):
+            if layer.whiten:
+                matrix = ops.convert_to_numpy(layer.whiten_matrix)
+                whiten = keras.layers.Dense(matrix.shape[1], trainable=False,
+                                            name=_whiten_name(layer.name))
+                x = whiten(x)
+                whiten.set_weights([matrix, ops.convert_to_numpy(layer.whiten_bias())])
             centroids = ops.convert_to_tensor(layer.centroids)
             kernel = ops.convert_to_numpy(ops.transpose(centroids) * 2.0)
             bias = ops.convert_to_numpy(-ops.sum(ops.square(centroids), axis=-1))
             dense = keras.layers.Dense(layer.n_clusters, trainable=False, name=layer.name)
             scores = dense(x)
             dense.set_weights([kernel, bias])
-            x = assign_from_scores(x, scores, layer.assignment, layer.n_clusters, layer.temperature)
+            x = assign_from_scores(x, scores, layer.assignment, layer.n_clusters, layer.temperature, layer.q)
         else:
             clone = layer.__class__.from_config(layer.get_config())
             x = clone(x)

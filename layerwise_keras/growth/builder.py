@@ -22,7 +22,8 @@ and nowhere else:
 `stage{n}_{role}` by `layer_name` (roles in `ROLES`); `stage_layer`,
 `count_stages` and `clustered_stages` find them again, on the grown
 `Sequential` and on its portable form (where each assignment is a `Dense`
-layer of the same name) alike. No other module builds or parses these names.
+layer of the same name, preceded by a `stage{n}_whiten` `Dense` when the stage
+whitens) alike. No other module builds or parses these names.
 """
 
 import re
@@ -33,7 +34,8 @@ from layerwise_keras.growth.layers import ClusterAssignment
 from layerwise_keras.growth.stage import Stage
 
 # What each layer of a stage is; `layer_name(n, role)` names it.
-ROLES = ("conv", "assign", "readout_flatten", "readout_pool", "readout")
+ROLES = ("conv", "whiten", "assign", "readout_avgpool", "readout_bn", "readout_bottleneck", "readout_hidden",
+         "readout_flatten", "readout_pool", "readout")
 _NAME = re.compile(r"^stage([1-9][0-9]*)_(" + "|".join(sorted(ROLES, key=len, reverse=True)) + r")$")
 
 
@@ -202,32 +204,52 @@ def stage_conv(stage, n, seed=0):
 
 
 def stage_readout(stage, n, num_classes, seed=0):
-    """Returns stage `n`'s readout layers: flatten (or global pooling) + dense logits.
+    """Returns stage `n`'s readout layers, ending with the dense logits.
+
+    `stage.readout` picks them: `"flatten"` (flatten + dense),
+    `"global_avg"` (global average pooling + dense) or `"pooled"` (average
+    pooling -> BatchNorm unless `batchnorm=False` -> 1x1 bottleneck convolution -> optional hidden
+    3x3 convolution + ReLU -> flatten -> dense).
 
     Args:
-        stage: the `Stage` (its `readout` picks flatten or global pooling).
+        stage: the `Stage`.
         n: 1-based stage index (names the layers `stage{n}_readout*`).
         num_classes: int, the number of logits.
-        seed: int; the initialiser's seed is derived from it and `n`.
+        seed: int; the initialisers' seeds are derived from it and `n`.
 
     Returns:
-        A list of two layers.
+        A list of layers.
 
     Example:
 
     >>> [layer.name for layer in stage_readout(Stage(8, 3), 2, 10)]
     ['stage2_readout_flatten', 'stage2_readout']
     """
-    if stage.readout == "flatten":
-        reduce = keras.layers.Flatten(name=layer_name(n, "readout_flatten"))
+    layers = []
+    if stage.readout == "pooled":
+        layers.append(keras.layers.AveragePooling2D(stage.pool_size, strides=stage.pool_strides,
+                                                    name=layer_name(n, "readout_avgpool")))
+        if stage.batchnorm:
+            layers.append(keras.layers.BatchNormalization(name=layer_name(n, "readout_bn")))
+        layers += [
+            keras.layers.Conv2D(stage.bottleneck, 1, kernel_initializer=keras.initializers.HeUniform(
+                seed=seed * 1000 + n + 600), name=layer_name(n, "readout_bottleneck")),
+        ]
+        if stage.hidden is not None:
+            layers.append(keras.layers.Conv2D(
+                stage.hidden, 3, padding="same", activation="relu",
+                kernel_initializer=keras.initializers.HeUniform(seed=seed * 1000 + n + 700),
+                name=layer_name(n, "readout_hidden")))
+    if stage.readout == "global_avg":
+        layers.append(keras.layers.GlobalAveragePooling2D(name=layer_name(n, "readout_pool")))
     else:
-        reduce = keras.layers.GlobalAveragePooling2D(name=layer_name(n, "readout_pool"))
-    dense = keras.layers.Dense(
+        layers.append(keras.layers.Flatten(name=layer_name(n, "readout_flatten")))
+    layers.append(keras.layers.Dense(
         num_classes,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed * 1000 + n + 500),
         name=layer_name(n, "readout"),
-    )
-    return [reduce, dense]
+    ))
+    return layers
 
 
 def stage_assignment(stage, n):
@@ -239,7 +261,8 @@ def stage_assignment(stage, n):
     'stage1_assign'
     """
     return ClusterAssignment(
-        stage.clusters, assignment=stage.assignment, temperature=stage.temperature, name=layer_name(n, "assign")
+        stage.clusters, assignment=stage.assignment, temperature=stage.temperature, q=stage.q,
+        whiten=stage.whiten is not None, name=layer_name(n, "assign"),
     )
 
 
@@ -328,17 +351,21 @@ def append_stage(model, stage, n, num_classes, seed=0, readout=True, owner="Laye
     return conv
 
 
-def freeze_stage(model, stage, n, centroids):
+def freeze_stage(model, stage, n, centroids, whitening=None):
     """Turns stage `n` (the last one of `model`) into a clustered stage.
 
     Drops its readout, freezes its convolution and appends its
-    `ClusterAssignment` with the k-means `centroids`.
+    `ClusterAssignment` with the k-means `centroids` (and the whitening
+    k-means ran in, for a stage with `whiten`).
 
     Args:
         model: the `keras.Sequential`, ending with stage `n`.
         stage: the `Stage` (its assignment settings are used).
         n: 1-based stage index.
-        centroids: float array `[clusters, width]`.
+        centroids: float array `[clusters, width]` (whitened coordinates
+            when the stage whitens).
+        whitening: `(mean, matrix)` of the stage's ZCA, required exactly
+            when `stage.whiten` is set.
 
     Returns:
         The `ClusterAssignment` layer.
@@ -351,9 +378,14 @@ def freeze_stage(model, stage, n, centroids):
     conv.trainable = False
     while model.layers[-1] is not conv:
         model.pop()
+    if (whitening is None) != (stage.whiten is None):
+        raise ValueError(f"freeze_stage: stage {n} has whiten={stage.whiten!r}; whitening must be "
+                         f"{'given' if stage.whiten is not None else 'None'}.")
     assign = stage_assignment(stage, n)
     model.add(assign)
     assign.set_centroids(centroids)
+    if whitening is not None:
+        assign.set_whitening(*whitening)
     return assign
 
 

@@ -106,10 +106,11 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
             )
     steps_per_epoch = -(-len(x_train) // int(batch_size))
     for n, stage in enumerate(stages[:-1], start=1):
-        if stage.assignment != "hard":
+        if stage.assignment != "hard" and not (stage.assignment == "nearest" and stage.q == 1):
             raise ValueError(
-                f"grow_cached: stage {n} uses assignment={stage.assignment!r}; cached cluster ids stand for "
-                "hard assignments only. Use the uncached LayerwiseTrainer path for soft/triangle."
+                f"grow_cached: stage {n} uses assignment={stage.assignment!r} (q={stage.q}); cached cluster ids "
+                "stand for hard assignments (or nearest with q=1) only. Use the uncached LayerwiseTrainer path "
+                "for the others."
             )
     x_train = np.asarray(x_train, dtype=np.float32)
     y_train = np.asarray(y_train)
@@ -143,12 +144,14 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
         if stage.clusters is not None:
             stream = _EmbeddingStream(lambda batch: conv(_as_input(batch, depth), training=False),
                                       inputs, kmeans_batch_size, stage=n)
-            kmeans, figures = cluster_stage(stage, n, stream, seed)
+            kmeans, whitening, figures = cluster_stage(stage, n, stream, seed)
             result.update(figures)
             conv.trainable = False
             assign = stage_assignment(stage, n)
             model.add(assign)
             assign.set_centroids(kmeans.cluster_centers_)
+            if whitening is not None:
+                assign.set_whitening(*whitening)
             inputs = _cluster_ids(conv, assign, inputs, depth, kmeans_batch_size)
             if val_inputs is not None:
                 val_inputs = _cluster_ids(conv, assign, val_inputs, depth, kmeans_batch_size)

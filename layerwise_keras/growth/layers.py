@@ -7,33 +7,68 @@ k-means centroids, then the last stage's convolution and a linear readout.
 
 `ClusterAssignment` is the only custom layer. It is written with `keras.ops`
 only, so it runs under every Keras backend, saves with `model.save()` and
-exports to a TensorFlow SavedModel like any built-in layer.
+exports to a TensorFlow SavedModel like any built-in layer. With whitening it
+also holds the ZCA transform fitted before k-means (`clustering.whitening`),
+so the exported graph is plain ops: a subtraction and two matrix products.
 """
 
 import keras
 from keras import ops
 
-ASSIGNMENTS = ("hard", "soft", "triangle")
+ASSIGNMENTS = ("hard", "nearest", "soft", "triangle")
 
 
-def assign_from_scores(x, scores, assignment, n_clusters, temperature=1.0):
+def nearest_mask(scores, q):
+    """The multi-hot mask of the `q` highest scores (the q nearest centroids), with `keras.ops`.
+
+    Exactly `q` ones per position. Ties are broken toward the lower centroid
+    index, as `argmax` does: the mask holds every centroid scoring above the
+    q-th highest score, then the lowest-indexed of those scoring exactly the
+    q-th highest until there are q. So `q = 1` is `one_hot(argmax(scores))`,
+    the hard assignment, bit for bit. The result does not depend on how a
+    backend's `top_k` orders ties (only the q-th value is taken from it).
+
+    Args:
+        scores: float tensor `[..., K]`, higher = nearer.
+        q: int, 1 <= q <= K.
+
+    Returns:
+        Tensor `[..., K]` of 0/1 in `scores`' dtype.
+
+    Example:
+
+    >>> np.asarray(nearest_mask(np.array([[0.5, 2.0, 0.5, 1.0]], "float32"), 2))
+    array([[0., 1., 0., 1.]], dtype=float32)
+    """
+    threshold = ops.top_k(scores, int(q), sorted=True)[0][..., int(q) - 1 :]
+    above = ops.cast(ops.greater(scores, threshold), scores.dtype)
+    tied = ops.cast(ops.equal(scores, threshold), scores.dtype)
+    room = float(q) - ops.sum(above, axis=-1, keepdims=True)
+    return above + tied * ops.cast(ops.less_equal(ops.cumsum(tied, axis=-1), room), scores.dtype)
+
+
+def assign_from_scores(x, scores, assignment, n_clusters, temperature=1.0, q=1):
     """Turns nearest-centroid scores into an assignment, with `keras.ops`.
 
     Works on real and symbolic tensors alike (the portable export applies it
     to `keras.Input` tensors).
 
     Args:
-        x: float tensor `[..., dim]`, the embeddings.
+        x: float tensor `[..., dim]`, the (whitened, if the stage whitens)
+            embeddings the scores were computed from.
         scores: float tensor `[..., n_clusters]`, `x . 2c_k - ||c_k||^2`.
-        assignment: `"hard"`, `"soft"` or `"triangle"`.
+        assignment: one of `ASSIGNMENTS`.
         n_clusters: int, K.
         temperature: the `"soft"` temperature.
+        q: int, the number of nearest centroids of `"nearest"`.
 
     Returns:
         Float tensor `[..., n_clusters]`.
     """
     if assignment == "hard":
         return ops.one_hot(ops.argmax(scores, axis=-1), n_clusters, dtype=x.dtype)
+    if assignment == "nearest":
+        return nearest_mask(scores, q)
     # ||x - c||^2 = ||x||^2 - scores, clamped at 0 against rounding.
     sq_dist = ops.relu(ops.sum(ops.square(x), axis=-1, keepdims=True) - scores)
     if assignment == "soft":
@@ -53,18 +88,29 @@ class ClusterAssignment(keras.layers.Layer):
     Assignment modes:
 
     * `"hard"` (the paper): the one-hot vector of the nearest centroid.
+    * `"nearest"`: the multi-hot mask of the `q` nearest centroids (Brutzkus
+      et al. 2022; exactly q ones, ties broken toward the lower index, see
+      `nearest_mask`); `q = 1` is `"hard"`.
     * `"soft"`: `softmax(-||e - c_k||^2 / temperature)` over the centroids.
     * `"triangle"` (Coates, Lee & Ng 2011): `max(0, mean_k(d_k) - d_k)` with
       `d_k = ||e - c_k||`.
+
+    With `whiten=True` the layer first maps each vector to `(e - mean) @ W`
+    (the ZCA transform k-means ran in, non-trainable weights `whiten_mean`
+    `[dim]` and `whiten_matrix` `[dim, dim]`, see `set_whitening`); the
+    centroids and distances are in that whitened space.
 
     The nearest centroid is found as `argmax_k(e . 2c_k - ||c_k||^2)`, which
     equals `argmin_k ||e - c_k||^2` (the `||e||^2` term is common to all k).
 
     Args:
         n_clusters: int, the number of centroids K (the output depth).
-        assignment: one of `"hard"`, `"soft"`, `"triangle"`.
+        assignment: one of `ASSIGNMENTS`.
         temperature: positive float, the softmax temperature of `"soft"`
             (in units of squared distance). Ignored by the other modes.
+        q: int in `[1, n_clusters]`, the number of nearest centroids of
+            `"nearest"` (must be 1 for the other modes).
+        whiten: bool, whether the layer holds a whitening transform.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Returns:
@@ -80,9 +126,9 @@ class ClusterAssignment(keras.layers.Layer):
     array([[0., 1.]], dtype=float32)
     """
 
-    def __init__(self, n_clusters, assignment="hard", temperature=1.0, **kwargs):
+    def __init__(self, n_clusters, assignment="hard", temperature=1.0, q=1, whiten=False, **kwargs):
         super().__init__(**kwargs)
-        if int(n_clusters) != n_clusters or n_clusters < 1:
+        if isinstance(n_clusters, bool) or int(n_clusters) != n_clusters or n_clusters < 1:
             raise ValueError(
                 f"ClusterAssignment: n_clusters must be a positive integer, got {n_clusters!r}."
             )
@@ -94,9 +140,17 @@ class ClusterAssignment(keras.layers.Layer):
             raise ValueError(
                 f"ClusterAssignment: temperature must be > 0, got {temperature!r}."
             )
+        if isinstance(q, bool) or int(q) != q or not 1 <= q <= n_clusters:
+            raise ValueError(f"ClusterAssignment: q must be an integer in [1, n_clusters={n_clusters}], got {q!r}.")
+        if q != 1 and assignment != "nearest":
+            raise ValueError(f"ClusterAssignment: q={q} needs assignment='nearest' (got {assignment!r}).")
+        if not isinstance(whiten, bool):
+            raise ValueError(f"ClusterAssignment: whiten must be True or False, got {whiten!r}.")
         self.n_clusters = int(n_clusters)
         self.assignment = assignment
         self.temperature = float(temperature)
+        self.q = int(q)
+        self.whiten = whiten
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -105,15 +159,31 @@ class ClusterAssignment(keras.layers.Layer):
                 "ClusterAssignment: the last axis (the embedding dimension) must be known, "
                 f"got input shape {input_shape}."
             )
+        dim = int(dim)
+        if self.whiten:
+            self.whiten_mean = self.add_weight(name="whiten_mean", shape=(dim,), initializer="zeros",
+                                               trainable=False)
+            self.whiten_matrix = self.add_weight(name="whiten_matrix", shape=(dim, dim), initializer="identity",
+                                                 trainable=False)
         self.centroids = self.add_weight(
             name="centroids",
-            shape=(self.n_clusters, int(dim)),
+            shape=(self.n_clusters, dim),
             initializer="zeros",
             trainable=False,
         )
 
+    def _checked(self, values, expected, what):
+        values = ops.convert_to_numpy(values).astype("float32")
+        if values.shape != tuple(expected):
+            raise ValueError(
+                f"ClusterAssignment '{self.name}': {what} must have shape {tuple(expected)}, got {values.shape}."
+            )
+        if not (abs(values) < float("inf")).all():
+            raise ValueError(f"ClusterAssignment '{self.name}': {what} contain NaN or Inf values.")
+        return values
+
     def set_centroids(self, centroids):
-        """Loads k-means centroids into the layer.
+        """Loads k-means centroids into the layer (in the whitened space if the layer whitens).
 
         Args:
             centroids: array-like `[n_clusters, dim]` of finite floats.
@@ -127,35 +197,75 @@ class ClusterAssignment(keras.layers.Layer):
         >>> layer.build((None, 4))
         >>> layer.set_centroids(np.zeros((3, 4), "float32"))
         """
-        centroids = ops.convert_to_numpy(centroids).astype("float32")
-        expected = tuple(self.centroids.shape)
-        if centroids.shape != expected:
-            raise ValueError(
-                f"ClusterAssignment '{self.name}': centroids must have shape {expected}, "
-                f"got {centroids.shape}."
-            )
-        if not (abs(centroids) < float("inf")).all():
-            raise ValueError(
-                f"ClusterAssignment '{self.name}': centroids contain NaN or Inf values."
-            )
-        self.centroids.assign(centroids)
+        self.centroids.assign(self._checked(centroids, self.centroids.shape, "centroids"))
 
-    def scores(self, x):
-        """Returns `x . 2c_k - ||c_k||^2` for every centroid k (higher = nearer).
+    def set_whitening(self, mean, matrix):
+        """Loads the whitening transform `e -> (e - mean) @ matrix` (a layer built with `whiten=True`).
+
+        Args:
+            mean: array-like `[dim]`.
+            matrix: array-like `[dim, dim]`.
+
+        Returns:
+            None.
+
+        Example:
+
+        >>> zca = fit_zca(points, epsilon=1e-2)
+        >>> layer.set_whitening(zca.mean, zca.matrix)
+        """
+        if not self.whiten:
+            raise ValueError(f"ClusterAssignment '{self.name}': built with whiten=False, it has no whitening.")
+        self.whiten_mean.assign(self._checked(mean, self.whiten_mean.shape, "the whitening mean"))
+        self.whiten_matrix.assign(self._checked(matrix, self.whiten_matrix.shape, "the whitening matrix"))
+
+    def whitened(self, x):
+        """Returns `(x - mean) @ W` (computed as `x @ W - mean @ W`) with the layer's whitening, or `x` without.
 
         Args:
             x: float tensor `[..., dim]`.
 
         Returns:
-            Float tensor `[..., n_clusters]`.
+            Float tensor `[..., dim]`.
         """
-        c = ops.convert_to_tensor(self.centroids, dtype=x.dtype)
+        if not self.whiten:
+            return x
+        matrix = ops.convert_to_tensor(self.whiten_matrix, dtype=x.dtype)
+        return ops.matmul(x, matrix) + self.whiten_bias(x.dtype)
+
+    def whiten_bias(self, dtype="float32"):
+        """Returns `-mean @ W`: the whitening is `x @ W + whiten_bias()` (a `Dense` layer's form).
+
+        Args:
+            dtype: the result's dtype.
+
+        Returns:
+            Tensor `[dim]`.
+        """
+        mean = ops.convert_to_tensor(self.whiten_mean, dtype=dtype)
+        matrix = ops.convert_to_tensor(self.whiten_matrix, dtype=dtype)
+        return -ops.matmul(ops.expand_dims(mean, 0), matrix)[0]
+
+    def _scores(self, z):
+        c = ops.convert_to_tensor(self.centroids, dtype=z.dtype)
         kernel = ops.transpose(c) * 2.0
         bias = -ops.sum(ops.square(c), axis=-1)
-        return ops.matmul(x, kernel) + bias
+        return ops.matmul(z, kernel) + bias
+
+    def scores(self, x):
+        """Returns `z . 2c_k - ||c_k||^2` for every centroid k (higher = nearer), `z` the whitened `x`.
+
+        Args:
+            x: float tensor `[..., dim]`, the stage's embeddings.
+
+        Returns:
+            Float tensor `[..., n_clusters]`.
+        """
+        return self._scores(self.whitened(x))
 
     def call(self, x):
-        return assign_from_scores(x, self.scores(x), self.assignment, self.n_clusters, self.temperature)
+        z = self.whitened(x)
+        return assign_from_scores(z, self._scores(z), self.assignment, self.n_clusters, self.temperature, self.q)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.n_clusters,)
@@ -166,5 +276,7 @@ class ClusterAssignment(keras.layers.Layer):
             n_clusters=self.n_clusters,
             assignment=self.assignment,
             temperature=self.temperature,
+            q=self.q,
+            whiten=self.whiten,
         )
         return config

@@ -2,12 +2,14 @@
 """
 
 import dataclasses
+import math
 
 from layerwise_keras.clustering.kmeans import KMeans
 from layerwise_keras.growth.layers import ASSIGNMENTS
 
 
-READOUTS = ("flatten", "global_avg")
+READOUTS = ("flatten", "global_avg", "pooled")
+SCHEDULES = (None, "cosine", "step")
 
 
 def _pair(value, name):
@@ -50,11 +52,34 @@ class Stage:
         min_delta: float >= 0, the least change of `monitor` that counts as
             an improvement.
         assignment: how embeddings become the next stage's input: `"hard"`
-            (one-hot of the nearest centroid, the paper), `"soft"` or
-            `"triangle"` (see `ClusterAssignment`).
+            (one-hot of the nearest centroid, the paper), `"nearest"` (the
+            multi-hot mask of the `q` nearest), `"soft"` or `"triangle"`
+            (see `ClusterAssignment`).
         temperature: softmax temperature of the `"soft"` assignment.
-        readout: `"flatten"` (flatten + dense) or `"global_avg"`
-            (global average pooling + dense): the paper does not say which.
+        q: int, the number of nearest centroids of `"nearest"` (1 = `"hard"`).
+        whiten: None (the default: k-means on the raw embeddings) or a float
+            epsilon > 0: ZCA-whiten the embeddings before k-means (fitted on
+            the stage's training positions, eigenvalues regularised by
+            epsilon times their mean, see `clustering.fit_zca`); the transform
+            is kept in the stage's `ClusterAssignment`. 1e-2 is a good start.
+        readout: `"flatten"` (flatten + dense), `"global_avg"` (global
+            average pooling + dense) or `"pooled"`: average pooling
+            (`pool_size`, `pool_strides`) -> BatchNorm -> 1x1 convolution to
+            `bottleneck` channels -> optionally a 3x3 convolution of `hidden`
+            channels + ReLU -> flatten -> dense, the head of Brutzkus et al.
+            2022 and Thiry et al. 2021. The paper does not say which.
+        pool_size: int or pair, the `"pooled"` readout's average-pooling window.
+        pool_strides: int or pair, or None for `pool_size`.
+        bottleneck: int, the `"pooled"` readout's 1x1 convolution width.
+        batchnorm: bool, whether the `"pooled"` readout normalises the pooled
+            map (BatchNorm, in inference mode once trained) before the bottleneck.
+        hidden: int or None, the width of the `"pooled"` readout's hidden
+            3x3 convolution + ReLU (None: no hidden layer).
+        schedule: the learning rate within the stage: None (constant),
+            `"cosine"` (cosine decay towards 0 over the stage's budget, taken
+            at each epoch's mid-point) or `"step"` (divided by 10 at 50 % and
+            again at 75 % of the budget); set at each epoch's start from the
+            compiled optimizer's (constant) learning rate.
         padding: `"valid"` or `"same"`, the convolution's padding.
         kmeans: dict of extra `layerwise_keras.KMeans` arguments
             (`max_iter`, `tol`, `max_points_per_centroid`, `init`, ...).
@@ -80,7 +105,15 @@ class Stage:
     min_delta: float = 0.0
     assignment: str = "hard"
     temperature: float = 1.0
+    q: int = 1
+    whiten: object = None
     readout: str = "flatten"
+    pool_size: object = 4
+    pool_strides: object = None
+    bottleneck: int = 64
+    batchnorm: bool = True
+    hidden: object = None
+    schedule: object = None
     padding: str = "valid"
     kmeans: dict = dataclasses.field(default_factory=dict)
 
@@ -112,8 +145,28 @@ class Stage:
             raise ValueError(
                 f"Stage: assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}."
             )
+        if isinstance(self.q, bool) or int(self.q) != self.q or self.q < 1:
+            raise ValueError(f"Stage: q must be a positive integer, got {self.q!r}.")
+        if self.q != 1 and self.assignment != "nearest":
+            raise ValueError(f"Stage: q={self.q} needs assignment='nearest' (got {self.assignment!r}).")
+        if self.clusters is not None and self.q > self.clusters:
+            raise ValueError(f"Stage: q={self.q} is more than the {self.clusters} clusters.")
+        if self.whiten is not None and (isinstance(self.whiten, bool) or not isinstance(self.whiten, (int, float))
+                                        or not self.whiten > 0):
+            raise ValueError(f"Stage: whiten must be None or an epsilon > 0, got {self.whiten!r}.")
         if self.readout not in READOUTS:
             raise ValueError(f"Stage: readout must be one of {READOUTS}, got {self.readout!r}.")
+        self.pool_size = _pair(self.pool_size, "pool_size")
+        self.pool_strides = self.pool_size if self.pool_strides is None else _pair(self.pool_strides, "pool_strides")
+        if isinstance(self.bottleneck, bool) or int(self.bottleneck) != self.bottleneck or self.bottleneck < 1:
+            raise ValueError(f"Stage: bottleneck must be a positive integer, got {self.bottleneck!r}.")
+        if not isinstance(self.batchnorm, bool):
+            raise ValueError(f"Stage: batchnorm must be True or False, got {self.batchnorm!r}.")
+        if self.hidden is not None and (isinstance(self.hidden, bool) or int(self.hidden) != self.hidden
+                                        or self.hidden < 1):
+            raise ValueError(f"Stage: hidden must be None or a positive integer, got {self.hidden!r}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Stage: schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
         if self.padding not in ("valid", "same"):
             raise ValueError(f"Stage: padding must be 'valid' or 'same', got {self.padding!r}.")
         unknown = set(self.kmeans) - set(KMeans.__init__.__code__.co_varnames[1:])
@@ -123,11 +176,37 @@ class Stage:
                 "set the number of clusters with Stage(clusters=...)."
             )
 
+    def lr_factor(self, done, budget):
+        """The factor of the initial learning rate for a stage epoch, by `schedule`.
+
+        Args:
+            done: the stage's epochs already run (0 for its first epoch).
+            budget: the stage's budget in epochs.
+
+        Returns:
+            A float in (0, 1].
+
+        Example:
+
+        >>> Stage(8, schedule="step").lr_factor(5, 8)
+        0.1
+        """
+        t = min(max(done / max(budget, 1), 0.0), 1.0)
+        if self.schedule == "cosine":
+            # The mid-point of the epoch, so a 1-epoch stage is not at 0.
+            t = min((done + 0.5) / max(budget, 1), 1.0)
+            return 0.5 * (1.0 + math.cos(math.pi * t))
+        if self.schedule == "step":
+            return 1.0 if t < 0.5 else (0.1 if t < 0.75 else 0.01)
+        return 1.0
+
     def get_config(self):
         """Returns the stage as a JSON-able dict."""
         config = dataclasses.asdict(self)
         config["kernel_size"] = list(self.kernel_size)
         config["strides"] = list(self.strides)
+        config["pool_size"] = list(self.pool_size)
+        config["pool_strides"] = list(self.pool_strides)
         return config
 
     @classmethod

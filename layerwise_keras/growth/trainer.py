@@ -38,6 +38,7 @@ import numpy as np
 
 from layerwise_keras import compat
 from layerwise_keras.clustering.kmeans import KMeans
+from layerwise_keras.clustering.whitening import WhitenedStream, fit_zca
 from layerwise_keras.datasets.batches import image_batches
 from layerwise_keras.datasets.checks import check_images
 from layerwise_keras.growth.builder import append_stage, check_stages, count_stages, freeze_stage, stage_layer
@@ -199,6 +200,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         self._best_weights = None
         self._stage_start = None
         self._resumed_at = None
+        self._scheduled = None  # (initial, scheduled) learning rate of the epoch in progress
 
     def _budget(self, stage):
         if stage.steps is None:
@@ -422,9 +424,32 @@ class LayerwiseTrainer(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self._stage_start is None:
             self._stage_start = time.perf_counter()
+        index = self._progress["stage"]
+        if index < len(self.stages) and self.stages[index].schedule is not None:
+            # The scheduled rate holds for this epoch only: on_epoch_end puts the initial one back, so the
+            # compile config, checkpoints and the next stage's optimizer all keep the initial rate.
+            stage = self.stages[index]
+            base = self._initial_learning_rate(index)
+            rate = base * stage.lr_factor(self._progress["stage_epochs"], self._budgets[index])
+            self.model.optimizer.learning_rate = rate
+            self._scheduled = (base, rate)
+
+    def _initial_learning_rate(self, index):
+        config = (self.model.get_compile_config() or {}).get("optimizer")
+        rate = config.get("config", {}).get("learning_rate") if isinstance(config, dict) else None
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool):
+            raise ValueError(
+                f"LayerwiseTrainer: stage {index + 1} has schedule={self.stages[index].schedule!r}, which needs the "
+                f"model compiled with a constant learning rate (got {rate!r}); drop the schedule or the "
+                "optimizer's LearningRateSchedule."
+            )
+        return float(rate)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        if self._scheduled is not None:
+            self.model.optimizer.learning_rate, logs["learning_rate"] = self._scheduled
+            self._scheduled = None
         progress = self._progress
         index = progress["stage"]
         if index >= len(self.stages):
@@ -559,21 +584,22 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             lambda images: prefix(images, training=False), self.kmeans_data, self.kmeans_batch_size,
             stage=index + 1,
         )
-        kmeans, figures = cluster_stage(stage, index + 1, stream, self.seed, distribute=_kmeans_distribute(model))
+        kmeans, whitening, figures = cluster_stage(stage, index + 1, stream, self.seed,
+                                                   distribute=_kmeans_distribute(model))
 
         # Freeze the stage, drop its readout, append the assignment and the next stage.
         with _strategy_scope(model):  # mirrored variables under tf.distribute
-            freeze_stage(model, stage, index + 1, kmeans.cluster_centers_)
+            freeze_stage(model, stage, index + 1, kmeans.cluster_centers_, whitening)
             self._add_stage(model, index + 1)
             self._recompile(model)
         return figures
 
 
 def cluster_stage(stage, n, stream, seed=0, distribute=None):
-    """Runs stage `n`'s k-means on a stream of its embeddings.
+    """Runs stage `n`'s k-means on a stream of its embeddings (whitened first when the stage whitens).
 
     Args:
-        stage: the `Stage` (its `clusters` and `kmeans` options are used).
+        stage: the `Stage` (its `clusters`, `whiten` and `kmeans` options are used).
         n: 1-based stage index (seeds k-means with `seed + n - 1`; names the
             stage in errors).
         stream: the embeddings `[points, dim]`: anything `KMeans.fit` takes.
@@ -582,10 +608,19 @@ def cluster_stage(stage, n, stream, seed=0, distribute=None):
             `tf.distribute.Strategy`, `"processes"`, or None.
 
     Returns:
-        `(kmeans, figures)`: the fitted `KMeans` and the per-stage figures
-        the trainer logs (`kmeans_inertia`, `kmeans_iterations`,
-        `cluster_usage`, ...; `kmeans_counts` too, for `stage_results` only).
+        `(kmeans, whitening, figures)`: the fitted `KMeans` (centroids in
+        whitened coordinates when the stage whitens), the `(mean, matrix)` of
+        the stage's ZCA or None, and the per-stage figures the trainer logs
+        (`kmeans_inertia`, `kmeans_iterations`, `cluster_usage`, ...;
+        `kmeans_counts` too, for `stage_results` only).
     """
+    whitening, extra = None, {}
+    if stage.whiten is not None:
+        start = time.perf_counter()
+        zca = fit_zca(stream, stage.whiten)
+        stream = WhitenedStream(stream, zca)
+        whitening = (zca.mean, zca.matrix)
+        extra = {"whiten_seconds": time.perf_counter() - start}
     options = {"seed": seed + n - 1}
     options.update(stage.kmeans)
     if distribute is not None:
@@ -603,7 +638,8 @@ def cluster_stage(stage, n, stream, seed=0, distribute=None):
     entropy = float(-(p * np.log(p)).sum() / math.log(stage.clusters))
     if kmeans.n_reseeded_:
         warnings.warn(f"LayerwiseTrainer: k-means of stage {n} re-seeded {kmeans.n_reseeded_} empty clusters.")
-    return kmeans, {
+    return kmeans, whitening, {
+        **extra,
         "kmeans_inertia": float(kmeans.inertia_),
         "kmeans_mean_sq_dist": float(kmeans.inertia_) / max(kmeans.n_points_, 1),
         "kmeans_iterations": int(kmeans.n_iter_),

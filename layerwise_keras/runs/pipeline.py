@@ -241,7 +241,9 @@ def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
     updates the growth makes). When stages stop on convergence
     (`Stage(patience=...)`), the baseline does too: Keras' `EarlyStopping`
     on the first such stage's monitor with the largest patience, best
-    weights restored, up to the same total budget.
+    weights restored, up to the same total budget. When stages have a
+    learning-rate `schedule`, the baseline follows the last such stage's
+    schedule over its whole run.
 
     Args:
         config: a validated configuration dict.
@@ -275,6 +277,11 @@ def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=max(s.patience for s in converging), min_delta=converging[0].min_delta,
             mode="max" if "acc" in monitor else "min", restore_best_weights=True))
+    scheduled = [s for s in stages if s.schedule is not None]
+    if scheduled:
+        base = float(model.optimizer.learning_rate)
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch, lr: base * scheduled[-1].lr_factor(epoch, epochs)))
     history, train_seconds, test_accuracy = _fit_and_test(
         model, config, splits, seed, callbacks, epochs, verbose
     )

@@ -18,6 +18,8 @@ space = {
     "geometry": ["3/3"],               # "kernel/stride" per stage; int k = "k/k"
     "clusters": [[8, 16], [12, 24]],   # K per clustered stage (all but the last)
     "assignment": ["hard", "soft"],    # per clustered stage
+    "q": [1, 8],                       # q of "nearest" (other assignments use q = 1)
+    "whiten": [0, 1e-2],               # ZCA epsilon before k-means; 0 (or null) = none
     "epochs": [1, 2],                  # epochs of each stage
     "learning_rate": {"min": 1e-3, "max": 1e-2, "sampling": "log"},
 }
@@ -25,7 +27,8 @@ space = {
 
 A flat list gives every stage the same choices, each stage tuned on its own
 (hyperparameters `stage1_width`, `stage2_width`, ...); a list of lists gives
-one list per stage (per clustered stage for `clusters` and `assignment`); a
+one list per stage (per clustered stage for `clusters`, `assignment`, `q`
+and `whiten`); a
 scalar fixes the value. `learning_rate` is a `{"min", "max", "sampling"}`
 range (`"log"` by default), a list of values, or one number. The geometry
 (kernel size and stride) of all stages is one joint choice, hyperparameter
@@ -212,7 +215,7 @@ class LayerwiseHyperModel(keras_tuner.HyperModel):
                 self._pick(hp, "geometry", [geometry_name(g) for g in space["geometry"]])
             )
         for i in range(n):
-            for key in ("width", "clusters", "assignment", "epochs"):
+            for key in ("width", "clusters", "assignment", "q", "whiten", "epochs"):
                 lists = space[key]
                 if lists is not None and i < len(lists):
                     chosen[f"stage{i + 1}_{key}"] = self._pick(hp, f"stage{i + 1}_{key}", lists[i])
@@ -256,9 +259,13 @@ class LayerwiseHyperModel(keras_tuner.HyperModel):
             if "geometry" in chosen:
                 kernel, stride = chosen["geometry"][i]
                 stage["kernel_size"], stage["strides"] = [kernel, kernel], [stride, stride]
-            for key in ("width", "clusters", "assignment", "epochs"):
+            for key in ("width", "clusters", "assignment", "q", "epochs"):
                 if f"stage{n}_{key}" in chosen:
                     stage[key] = chosen[f"stage{n}_{key}"]
+            if f"stage{n}_whiten" in chosen:
+                stage["whiten"] = chosen[f"stage{n}_whiten"] or None
+            if stage.get("assignment", "hard") != "nearest":
+                stage["q"] = 1  # q is the nearest assignment's; the others are q = 1
             if budget is not None:
                 stage["epochs"] = int(budget)
         if "learning_rate" in chosen:

@@ -15,7 +15,7 @@ from layerwise_keras.growth.layers import ASSIGNMENTS
 from layerwise_keras.runs.config import validate_config
 
 
-SPACE_KEYS = ("width", "geometry", "clusters", "assignment", "epochs", "learning_rate")
+SPACE_KEYS = ("width", "geometry", "clusters", "assignment", "q", "whiten", "epochs", "learning_rate")
 
 
 MAX_GEOMETRIES = 10000
@@ -38,6 +38,15 @@ def _check_assignment(value, key):
     if value not in ASSIGNMENTS:
         raise ValueError(f"search space: {key} values must be in {ASSIGNMENTS}, got {value!r}.")
     return value
+
+
+def _check_whiten(value, key):
+    """A ZCA epsilon > 0, or 0 / None for no whitening (0 in the hyperparameters: keras-tuner has no None)."""
+    if value is None or (isinstance(value, numbers.Real) and not isinstance(value, bool) and value == 0):
+        return 0.0
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"search space: {key} values must be an epsilon > 0, or 0 / null for none, got {value!r}.")
+    return float(value)
 
 
 def _check_geometry(value, key):
@@ -186,7 +195,7 @@ def validate_space(space, config, input_shape):
 
     Returns:
         A normalised dict: `width`, `epochs` (one list of choices per stage),
-        `clusters`, `assignment` (one list per clustered stage), `geometry`
+        `clusters`, `assignment`, `q`, `whiten` (one list per clustered stage), `geometry`
         (the valid per-stage `(kernel, stride)` combinations), and
         `learning_rate` (a range dict or a list of values); a knob that is not
         tuned is `None`.
@@ -221,7 +230,8 @@ def validate_space(space, config, input_shape):
         result["width"] = _per_stage(space["width"], "width", n, _check_int(1), "stage")
     if "epochs" in space:
         result["epochs"] = _per_stage(space["epochs"], "epochs", n, _check_int(1), "stage")
-    for key, check in (("clusters", _check_int(2)), ("assignment", _check_assignment)):
+    for key, check in (("clusters", _check_int(2)), ("assignment", _check_assignment), ("q", _check_int(1)),
+                       ("whiten", _check_whiten)):
         if key in space:
             if n == 1:
                 raise ValueError(f"search space: {key} needs clustered stages; the configuration has one stage.")
@@ -310,8 +320,10 @@ def default_space(config, tune_epochs=True):
     space = {"width": [_halve_double(s["width"], 1) for s in stages]}
     if len(stages) > 1:
         space["clusters"] = [_halve_double(s["clusters"], 2) for s in stages[:-1]]
+        # "nearest" with the stage's q = 1 is "hard": offered only where the stage already uses it.
         space["assignment"] = [
-            [s["assignment"]] + [a for a in ASSIGNMENTS if a != s["assignment"]] for s in stages[:-1]
+            [s["assignment"]] + [a for a in ASSIGNMENTS if a not in (s["assignment"], "nearest")]
+            for s in stages[:-1]
         ]
     if tune_epochs:
         space["epochs"] = [_halve_double(s["epochs"], 1) for s in stages]

@@ -193,7 +193,8 @@ def test_schedule_factors():
 NEW_KINDS = [
     lk.Stage(8, 3, strides=1, clusters=12, assignment="nearest", q=3, whiten=1e-2),
     lk.Stage(8, 3, strides=1, clusters=10, assignment="triangle", whiten=1e-1),
-    lk.Stage(6, 1, readout="pooled", pool_size=3, pool_strides=2, bottleneck=5, hidden=4),
+    lk.Stage(6, 1, readout="pooled", pool_size=3, pool_strides=2, bottleneck=5, hidden=4, input_pool=2,
+             input_pool_strides=1),
 ]
 
 
@@ -211,7 +212,10 @@ def new_kinds_model():
             zca = fit_zca(emb, 1e-2)
             z = zca.transform(emb)
             layer.set_whitening(zca.mean, zca.matrix)
-            layer.set_centroids(z[rng.choice(len(z), layer.n_clusters, replace=False)])
+            # Centroids near (not at) embeddings of x: a point on a centroid puts the triangle code's
+            # sqrt at 0, where float32 rounding is amplified without bound.
+            picks = z[rng.choice(len(z), layer.n_clusters, replace=False)]
+            layer.set_centroids(picks + 0.1 * rng.normal(size=picks.shape))
         h = layer(h)
         if layer.name == "stage3_readout_avgpool":
             pooled = np.asarray(h).reshape(-1, np.asarray(h).shape[-1])
@@ -227,10 +231,23 @@ def new_kinds_model():
 def test_new_kinds_layer_order(new_kinds_model):
     model, _, _ = new_kinds_model
     assert [l.name for l in model.layers] == [
-        "stage1_conv", "stage1_assign", "stage2_conv", "stage2_assign", "stage3_conv", "stage3_readout_avgpool",
+        "stage1_conv", "stage1_assign", "stage2_conv", "stage2_assign", "stage3_pool", "stage3_conv",
+        "stage3_readout_avgpool",
         "stage3_readout_bn", "stage3_readout_bottleneck", "stage3_readout_hidden", "stage3_readout_flatten",
         "stage3_readout"]
     assert lk.growth.builder.clustered_stages(model) == [1, 2]
+
+
+def test_input_pool_shapes_and_receptive_field(new_kinds_model):
+    from layerwise_keras.monitoring.patches import receptive_field
+
+    model, _, _ = new_kinds_model
+    assert stage_layer(model, 3, "pool").output.shape[1:] == (8, 8, 10)  # 9x9 code, 2x2 windows, stride 1
+    # 3x3 + 3x3 stride-1 convolutions, a 2x2 stride-1 pool, a 1x1 convolution: 6x6 fields, jump 1, an 8x8 grid.
+    field = receptive_field(model, 3)
+    assert field.size == (6, 6) and field.jump == (1, 1) and field.grid == (8, 8)
+    with pytest.raises(ValueError, match="input_pool_strides needs input_pool"):
+        lk.Stage(8, input_pool_strides=2)
 
 
 def test_new_kinds_round_trip_keras_file(new_kinds_model, tmp_path):

@@ -34,7 +34,7 @@ from layerwise_keras.growth.layers import ClusterAssignment
 from layerwise_keras.growth.stage import Stage
 
 # What each layer of a stage is; `layer_name(n, role)` names it.
-ROLES = ("conv", "whiten", "assign", "readout_avgpool", "readout_bn", "readout_bottleneck", "readout_hidden",
+ROLES = ("pool", "conv", "whiten", "assign", "readout_avgpool", "readout_bn", "readout_bottleneck", "readout_hidden",
          "readout_flatten", "readout_pool", "readout")
 _NAME = re.compile(r"^stage([1-9][0-9]*)_(" + "|".join(sorted(ROLES, key=len, reverse=True)) + r")$")
 
@@ -203,6 +203,20 @@ def stage_conv(stage, n, seed=0):
     )
 
 
+def stage_input_pool(stage, n):
+    """Returns stage `n`'s input average pooling (`Stage(input_pool=...)`), or None.
+
+    Example:
+
+    >>> stage_input_pool(Stage(8, 1, input_pool=4), 2).name
+    'stage2_pool'
+    """
+    if stage.input_pool is None:
+        return None
+    return keras.layers.AveragePooling2D(stage.input_pool, strides=stage.input_pool_strides,
+                                         name=layer_name(n, "pool"))
+
+
 def stage_readout(stage, n, num_classes, seed=0):
     """Returns stage `n`'s readout layers, ending with the dense logits.
 
@@ -342,6 +356,10 @@ def append_stage(model, stage, n, num_classes, seed=0, readout=True, owner="Laye
     >>> append_stage(input_model((9, 9, 1)), Stage(8, 3), 1, num_classes=4).name
     'stage1_conv'
     """
+    pool = stage_input_pool(stage, n)
+    if pool is not None:
+        model.add(pool)
+        _check_positions(model, n, owner)
     conv = stage_conv(stage, n, seed)
     model.add(conv)
     _check_positions(model, n, owner)
@@ -410,9 +428,11 @@ def stage_net(stage, n, input_shape, num_classes, seed=0):
 
     >>> net, conv, readout = stage_net(Stage(8, 3), 2, (9, 9, 16), 4)
     """
+    pool = stage_input_pool(stage, n)
     conv = stage_conv(stage, n, seed)
     readout = stage_readout(stage, n, num_classes, seed)
-    net = keras.Sequential([keras.Input(tuple(input_shape)), conv, *readout], name=f"stage{n}_net")
+    net = keras.Sequential([keras.Input(tuple(input_shape))] + ([pool] if pool else []) + [conv, *readout],
+                           name=f"stage{n}_net")
     return net, conv, readout
 
 

@@ -104,6 +104,11 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                 f"grow_cached: stage {n} stops on convergence (patience={stage.patience}); the cached path trains "
                 "fixed budgets (epochs or steps) only. Use the uncached LayerwiseTrainer path, or drop patience."
             )
+        if stage.input_pool is not None:
+            raise ValueError(
+                f"grow_cached: stage {n} pools its input (input_pool={list(stage.input_pool)}); the cached path "
+                "caches cluster ids, not pooled codes. Use the uncached LayerwiseTrainer path."
+            )
     steps_per_epoch = -(-len(x_train) // int(batch_size))
     for n, stage in enumerate(stages[:-1], start=1):
         if stage.assignment != "hard" and not (stage.assignment == "nearest" and stage.q == 1):

@@ -81,6 +81,12 @@ class Stage:
             again at 75 % of the budget); set at each epoch's start from the
             compiled optimizer's (constant) learning rate.
         padding: `"valid"` or `"same"`, the convolution's padding.
+        input_pool: None, or an int or pair: average-pool the stage's input
+            (the previous stage's code) with this window before its
+            convolution, as the follow-up works pool a code before their head:
+            cheaper stages on a high-resolution code, and a code histogram per
+            region as the next stage's input.
+        input_pool_strides: int or pair, or None for `input_pool`.
         kmeans: dict of extra `layerwise_keras.KMeans` arguments
             (`max_iter`, `tol`, `max_points_per_centroid`, `init`, ...).
 
@@ -115,6 +121,8 @@ class Stage:
     hidden: object = None
     schedule: object = None
     padding: str = "valid"
+    input_pool: object = None
+    input_pool_strides: object = None
     kmeans: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -165,6 +173,12 @@ class Stage:
         if self.hidden is not None and (isinstance(self.hidden, bool) or int(self.hidden) != self.hidden
                                         or self.hidden < 1):
             raise ValueError(f"Stage: hidden must be None or a positive integer, got {self.hidden!r}.")
+        if self.input_pool is not None:
+            self.input_pool = _pair(self.input_pool, "input_pool")
+            self.input_pool_strides = (self.input_pool if self.input_pool_strides is None
+                                       else _pair(self.input_pool_strides, "input_pool_strides"))
+        elif self.input_pool_strides is not None:
+            raise ValueError("Stage: input_pool_strides needs input_pool.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"Stage: schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
         if self.padding not in ("valid", "same"):
@@ -207,6 +221,9 @@ class Stage:
         config["strides"] = list(self.strides)
         config["pool_size"] = list(self.pool_size)
         config["pool_strides"] = list(self.pool_strides)
+        for key in ("input_pool", "input_pool_strides"):
+            if config[key] is not None:
+                config[key] = list(config[key])
         return config
 
     @classmethod

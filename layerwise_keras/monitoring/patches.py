@@ -52,7 +52,8 @@ def receptive_field(model, stage):
     """Returns the receptive field of the positions of stage `stage`'s map.
 
     Composes the `stage{1..stage}_conv` layers' kernel sizes, strides and
-    padding (`"valid"` or `"same"`, as Keras pads: the smaller half first).
+    padding (`"valid"` or `"same"`, as Keras pads: the smaller half first),
+    and those of the `stage{n}_pool` input poolings where a stage has one.
 
     Args:
         model: a model grown by `LayerwiseTrainer` (or its portable form, or
@@ -79,22 +80,25 @@ def receptive_field(model, stage):
         conv = stage_layer(model, n, "conv", required=False)
         if conv is None:
             raise ValueError(f"receptive_field: model '{model.name}' has no layer stage{n}_conv.")
-        config = conv.get_config()
-        kernel, strides = config["kernel_size"], config["strides"]
-        if tuple(config.get("dilation_rate", (1, 1))) != (1, 1):
-            raise ValueError(f"receptive_field: stage{n}_conv is dilated; only dilation 1 is supported.")
-        for axis in range(2):
-            k, s, size_in = kernel[axis], strides[axis], spatial[axis]
-            if config["padding"] == "same":
-                out = math.ceil(size_in / s)
-                pad_before = max((out - 1) * s + k - size_in, 0) // 2
-            else:
-                out = (size_in - k) // s + 1
-                pad_before = 0
-            start[axis] -= pad_before * jump[axis]
-            size[axis] += (k - 1) * jump[axis]
-            jump[axis] *= s
-            spatial[axis] = out
+        pool = stage_layer(model, n, "pool", required=False)
+        for layer in ([pool] if pool is not None else []) + [conv]:
+            config = layer.get_config()
+            kernel = config["kernel_size"] if layer is conv else config["pool_size"]
+            strides = config["strides"]
+            if tuple(config.get("dilation_rate", (1, 1))) != (1, 1):
+                raise ValueError(f"receptive_field: {layer.name} is dilated; only dilation 1 is supported.")
+            for axis in range(2):
+                k, s, size_in = kernel[axis], strides[axis], spatial[axis]
+                if config["padding"] == "same":
+                    out = math.ceil(size_in / s)
+                    pad_before = max((out - 1) * s + k - size_in, 0) // 2
+                else:
+                    out = (size_in - k) // s + 1
+                    pad_before = 0
+                start[axis] -= pad_before * jump[axis]
+                size[axis] += (k - 1) * jump[axis]
+                jump[axis] *= s
+                spatial[axis] = out
     return ReceptiveField(tuple(size), tuple(jump), tuple(start), tuple(spatial), image)
 
 

@@ -148,4 +148,6 @@ def smoke_config(config, train, val, test, shrink=8, max_iter=10):
         if stage.get("clusters"):
             stage["clusters"] = max(8, int(stage["clusters"]) // shrink)
             stage.setdefault("kmeans", {})["max_iter"] = int(max_iter)
+            if stage.get("q", 1) > 1:
+                stage["q"] = max(1, min(int(stage["q"]) // shrink, stage["clusters"]))
     return config

@@ -207,10 +207,11 @@ def main(argv=None):
             f.write(markdown(report))
         return 0
     start = time.perf_counter()
+    started_at = commit()  # the code that runs: later commits while it trains do not change it
     command = "python benchmarks/cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def finish(report, complete):
-        report.update(command=command, commit=commit(), date=now(), machine=machine_info(), quick=args.quick,
+        report.update(command=command, commit=started_at, date=now(), machine=machine_info(), quick=args.quick,
                       complete=complete, total_seconds=time.perf_counter() - start)
         stem = f"cifar10_{report['config']['name']}" + ("_quick" if args.quick else "")
         write_results(args.output, stem, report, markdown(report))

@@ -150,6 +150,7 @@ def main(argv=None):
         args.train, args.val, args.epochs = 600, 200, 1
     command = "python benchmarks/cifar10_ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
     start = time.perf_counter()
+    started_at = commit()
     base = base_config(args.train, args.val, args.epochs, args.data_dir)
     splits = load_splits(base["dataset"], seed=0)
     if args.quick:
@@ -164,7 +165,7 @@ def main(argv=None):
     for name in args.rows:
         config = ROWS[name](copy.deepcopy(base))
         report["rows"].append({**run_row(name, config, splits, seed=0), "config": config})
-        report.update(command=command, commit=commit(), date=now(), machine=machine_info(),
+        report.update(command=command, commit=started_at, date=now(), machine=machine_info(),
                       total_seconds=time.perf_counter() - start)
         write_results(args.output, stem, report, markdown(report))  # after every row: a cut run keeps its rows
     return 0

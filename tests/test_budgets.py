@@ -1,5 +1,6 @@
 """Stage budgets: epochs, gradient steps, or until converged; warnings on starved stages; resume mid-stage."""
 
+import copy
 import json
 import os
 import warnings
@@ -12,7 +13,7 @@ import layerwise_keras as lk
 from helpers import TINY_CLI_CONFIG
 from layerwise_keras import datasets
 from layerwise_keras.growth.trainer import StageWarning
-from layerwise_keras.runs.config import validate_config
+from layerwise_keras.runs.config import load_config, validate_config
 from layerwise_keras.runs.pipeline import grow, load_splits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -207,3 +208,19 @@ def test_resume_in_the_middle_of_a_converging_stage_equals_an_uninterrupted_run(
         [(s["stage"], s["epochs"], s["best_epoch"], s["converged"]) for s in full["stages"]]
     np.testing.assert_allclose(resumed["loss"], full["loss"], rtol=1e-4, atol=1e-6)
     assert resumed["test_accuracy"] == full["test_accuracy"]
+
+
+# Issue 12's target for the bundled config, whatever budget rule it ships with: >= 0.95 test accuracy from
+# 300 training images, >= 0.99 from 600. Measured on a 2-core AMD EPYC (test 2,000 images): 300 images, seeds
+# 0-2: 0.980, 0.963, 0.979; 600 images, seeds 0-2: 0.999, 0.9995, 1.000. The 300-image figure is stated over
+# three seeds (their median) because single seeds spread by 2 points.
+@pytest.mark.parametrize("train, target, seeds", [(300, 0.95, (0, 1, 2)), (600, 0.99, (0,))])
+def test_bundled_digits_config_learns_from_few_images(train, target, seeds):
+    config = load_config("hierarchical_digits")
+    config["dataset"]["train"] = train
+    accuracies = []
+    for seed in seeds:
+        splits = load_splits(config["dataset"], seed=seed)
+        _, figures = grow(copy.deepcopy(config), splits, seed=seed, verbose=0)
+        accuracies.append(figures["test_accuracy"])
+    assert np.median(accuracies) >= target, accuracies

@@ -3,8 +3,9 @@
 Whitening before k-means is the largest single factor in the published
 results on k-means codes of CIFAR-10 patches (Coates et al. 2011; Thiry et al.
 2021: about 16 points). `fit_zca` estimates the mean and covariance of a
-stream of `[points, dim]` chunks (float64 sums, so the chunking does not
-change the result beyond rounding) and returns the ZCA transform
+stream of `[points, dim]` chunks (float32 products per chunk, float64 sums
+over chunks, shifted by the first chunk's mean; the chunking does not change
+the result beyond rounding) and returns the ZCA transform
 `x -> (x - mean) @ W`, `W = V diag((lambda + eps * mean(lambda))^-1/2) V^T`,
 with `V, lambda` the covariance's eigenvectors and eigenvalues. `epsilon` is
 relative to the mean eigenvalue, so the same value means the same thing for
@@ -72,24 +73,29 @@ def fit_zca(points, epsilon=1e-2):
     """
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
         raise ValueError(f"fit_zca: epsilon must be a number > 0, got {epsilon!r}.")
-    total, outer, n = None, None, 0
+    shift, total, outer, n = None, None, None, 0
     for chunk in _chunks(points):
-        chunk = np.asarray(chunk, dtype="float64")
+        chunk = np.asarray(chunk)
         if chunk.ndim != 2:
             raise ValueError(f"fit_zca: expected chunks of shape [points, dim], got {chunk.shape}.")
         if not np.isfinite(chunk).all():
             raise ValueError("fit_zca: the points contain NaN or Inf values.")
-        if total is None:
+        if shift is None:
+            # Sums of the points less the first chunk's mean: no cancellation in E[xx] - E[x]E[x] when the
+            # mean is large against the spread. Each chunk's products run in float32 (BLAS), summed in float64.
+            shift = chunk.astype("float64").mean(axis=0)
             total, outer = np.zeros(chunk.shape[1]), np.zeros((chunk.shape[1], chunk.shape[1]))
         elif chunk.shape[1] != total.shape[0]:
             raise ValueError(f"fit_zca: chunks disagree on dim ({chunk.shape[1]} vs {total.shape[0]}).")
-        total += chunk.sum(axis=0)
-        outer += chunk.T @ chunk
+        centred = (chunk - shift).astype("float32")
+        total += centred.sum(axis=0, dtype="float64")
+        outer += (centred.T @ centred).astype("float64")
         n += chunk.shape[0]
     if n < 2:
         raise ValueError(f"fit_zca: need at least 2 points, got {n}.")
-    mean = total / n
-    cov = (outer - n * np.outer(mean, mean)) / (n - 1)
+    offset = total / n
+    mean = shift + offset
+    cov = (outer - n * np.outer(offset, offset)) / (n - 1)
     cov = (cov + cov.T) / 2
     eigenvalues, vectors = np.linalg.eigh(cov)
     eigenvalues = np.clip(eigenvalues, 0.0, None)

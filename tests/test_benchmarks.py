@@ -11,28 +11,51 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, os.pardir, "shared", "data")
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(SHARED, "cifar10", "exact_subset.npz")),
-                    reason=f"no local CIFAR-10 copy at {SHARED}/cifar10")
-def test_cifar10_benchmark_quick_smoke(tmp_path):
-    cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "cifar10.py"), "--quick", "--train", "300",
-           "--data-dir", SHARED, "--output", str(tmp_path)]
+NO_CIFAR = not os.path.isfile(os.path.join(SHARED, "cifar10", "exact_subset.npz"))
+
+
+@pytest.mark.skipif(NO_CIFAR, reason=f"no local CIFAR-10 copy at {SHARED}/cifar10")
+@pytest.mark.parametrize("config", ["cifar10_paper", "cifar10_best"])
+def test_cifar10_benchmark_quick_smoke(tmp_path, config):
+    from layerwise_keras.runs.config import load_config
+
+    n_stages = len(load_config(config)["stages"])
+    cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "cifar10.py"), "--config", config, "--quick",
+           "--train", "300", "--data-dir", SHARED, "--output", str(tmp_path)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((tmp_path / "cifar10_cifar10_paper_quick.json").read_text())
+    report = json.loads((tmp_path / f"cifar10_{config}_quick.json").read_text())
     assert report["quick"] is True and report["data"] == "CIFAR-10 (JPEG re-encoded local copy)"
     for side in ("layerwise", "end_to_end"):  # both sides, one run, one machine
         r = report[side]
         assert r["train_seconds"] > 0
         assert set(r["exact_subset"]) == {"test_exact", "test_exact_jpeg"}
-        assert len(r["epoch_seconds"]) == len(r["epoch_val_accuracy"]) == 4
-    assert [s["stage"] for s in report["layerwise"]["stages"]] == [1, 2, 3, 4]
-    # Quick mode (300 images, 1 epoch per stage) learns little, but above chance (0.1): measured on the 2-core
-    # development CPU, end to end 0.247 test accuracy (1,000 images), layerwise stage 1 0.194 validation (500).
-    assert report["end_to_end"]["test_accuracy"] >= 0.15, report["end_to_end"]["test_accuracy"]
-    assert report["layerwise"]["stages"][0]["val_accuracy"] >= 0.14, report["layerwise"]["stages"][0]
+        assert len(r["epoch_seconds"]) == len(r["epoch_val_accuracy"]) == n_stages
+    assert [s["stage"] for s in report["layerwise"]["stages"]] == list(range(1, n_stages + 1))
+    # Quick mode (300 images, 1 epoch per stage) learns little, but above chance (0.1; 3 standard deviations of
+    # chance on these 1,000 test / 500 validation images is 0.03-0.04): measured on the 2-core development CPU,
+    # end to end 0.170 / 0.209 test accuracy, stage 1 0.178 / 0.198 validation (cifar10_paper / cifar10_best).
+    assert report["end_to_end"]["test_accuracy"] >= 0.135, report["end_to_end"]["test_accuracy"]
+    assert report["layerwise"]["stages"][0]["val_accuracy"] >= 0.135, report["layerwise"]["stages"][0]
     assert 0.0 < report["layerwise"]["kmeans_share"] < 1.0
-    md = (tmp_path / "cifar10_cifar10_paper_quick.md").read_text()
-    assert "QUICK MODE" in md and report["commit"] in md
+    md = (tmp_path / f"cifar10_{config}_quick.md").read_text()
+    assert "QUICK MODE" in md and report["commit"] in md and "clusters used" in md
+
+
+@pytest.mark.skipif(NO_CIFAR, reason=f"no local CIFAR-10 copy at {SHARED}/cifar10")
+def test_cifar10_ablation_quick_smoke(tmp_path):
+    cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "cifar10_ablation.py"), "--quick", "--rows", "base",
+           "no_whitening", "end_to_end", "--data-dir", SHARED, "--output", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "cifar10_ablation_quick.json").read_text())
+    assert [r["row"] for r in report["rows"]] == ["base", "no_whitening", "end_to_end"]
+    base, plain = report["rows"][0], report["rows"][1]
+    assert base["config"]["stages"][0]["whiten"] == 1e-2 and plain["config"]["stages"][0]["whiten"] is None
+    assert base["stages"][0]["whiten_seconds"] > 0 and plain["stages"][0]["whiten_seconds"] is None
+    assert len(base["stages"]) == 2 and report["rows"][2]["stages"] == []
+    md = (tmp_path / "cifar10_ablation_quick.md").read_text()
+    assert "QUICK MODE" in md and md.count("\n| ") >= 4
 
 
 def test_sample_complexity_benchmark_quick_smoke(tmp_path):

@@ -114,6 +114,7 @@ def main(argv=None):
     stem = "hierarchical_quick" if args.quick else "hierarchical"
     runs = []
     start = time.perf_counter()
+    started_at = commit()  # the code that runs, whatever is committed while it does
     for name in args.configs:
         for seed in range(args.seeds):
             result = run_one(name, seed, args.quick)
@@ -121,7 +122,7 @@ def main(argv=None):
             print(json.dumps(result), flush=True)
     report = {
         "command": "python benchmarks/hierarchical.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": commit(),
+        "commit": started_at,
         "date": now(),
         "machine": machine_info(),
         "platform": platform.platform(),

@@ -516,6 +516,7 @@ def main(argv=None):
     if faiss is None:
         print("faiss-cpu is not installed: benchmarking against scikit-learn only", file=sys.stderr)
     start = time.perf_counter()
+    started_at = commit()  # the code that runs, whatever is committed while it does
     date = now()
     machine = machine_info()
     from layerwise_keras.clustering.kmeans import KMeans as Ours
@@ -531,7 +532,7 @@ def main(argv=None):
     ceiling_end = matmul_ceiling()
     report = {
         "command": ("python benchmarks/kmeans.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip(),
-        "commit": commit(),
+        "commit": started_at,
         "date": date,
         "machine": machine,
         "quick": args.quick,

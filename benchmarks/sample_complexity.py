@@ -191,6 +191,7 @@ def main(argv=None):
     if args.quick:
         args.sizes, args.seeds, args.steps = args.sizes[:2], 1, 30
     start = time.perf_counter()
+    started_at = commit()  # the code that runs, whatever is committed while it does
     runs = []
     for name in args.configs:
         for size in args.sizes:
@@ -200,7 +201,7 @@ def main(argv=None):
                 print(json.dumps(result), flush=True)
     report = {
         "command": "python benchmarks/sample_complexity.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": commit(),
+        "commit": started_at,
         "date": now(),
         "machine": machine_info(),
         "cpu_model": cpu_model(),

@@ -186,6 +186,22 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
+def plot(report, path):
+    """Draws the layerwise run's per-epoch validation accuracy, stage by stage, beside its end-to-end twin's."""
+    from layerwise_keras.monitoring.plots import plot_stage_accuracy
+
+    lw, e2e = report["layerwise"], report.get("end_to_end") or {}
+    configured = [c.get("epochs", 1) for c in report["config"]["stages"]]  # results older than per-stage "epochs"
+    stage_of_epoch = [s["stage"] for s, c in zip(lw["stages"], configured) for _ in range(int(s.get("epochs", c)))]
+    metrics = {
+        "name": f"{report['config']['name']}, CIFAR-10 JPEG copy",
+        "test_accuracy": lw["test_accuracy"],
+        "history": {"val_accuracy": lw["epoch_val_accuracy"], "stage": stage_of_epoch},
+        "baseline": {"val_accuracy": e2e["epoch_val_accuracy"], "test_accuracy": e2e["test_accuracy"]} if e2e else {},
+    }
+    return plot_stage_accuracy(metrics, path, overwrite=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="cifar10_paper", help="bundled config name or JSON path")
@@ -197,6 +213,8 @@ def main(argv=None):
     parser.add_argument("--output", default=RESULTS, help="results folder")
     parser.add_argument("--markdown-only", metavar="RESULTS_JSON",
                         help="only rewrite the markdown table of a results file (no training)")
+    parser.add_argument("--plot", metavar="PNG", help="with --markdown-only: also draw the per-epoch validation "
+                        "accuracy of both sides, stage by stage (monitoring.plots.plot_stage_accuracy)")
     args = parser.parse_args(argv)
     if args.markdown_only:
         import json
@@ -205,6 +223,8 @@ def main(argv=None):
             report = json.load(f)
         with open(os.path.splitext(args.markdown_only)[0] + ".md", "w") as f:
             f.write(markdown(report))
+        if args.plot:
+            plot(report, args.plot)
         return 0
     start = time.perf_counter()
     started_at = commit()  # the code that runs: later commits while it trains do not change it

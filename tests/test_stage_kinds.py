@@ -325,3 +325,26 @@ def test_growth_with_whitening_nearest_pooled_head_and_schedule():
     # Chance is 0.1; measured 0.59-0.67 on the 2-core CPU (oneDNN on and off), against 0.96 once for the same
     # budgets with hard codes and flatten readouts: on the digits, whitening and a q=2 code cost accuracy.
     assert accuracy >= 0.4
+
+
+def test_pooled_head_batchnorm_statistics_converge_within_a_short_stage():
+    """Inference uses BatchNorm's moving statistics: after a 60-step stage they must be the data's, not 0/1."""
+    from layerwise_keras.runs.pipeline import load_splits
+
+    splits = load_splits({"name": "hierarchical_digits", "train": 640, "val": 100, "test": 100}, seed=0)
+    stages = [lk.Stage(16, 3, clusters=16, epochs=1), lk.Stage(16, 3, epochs=6, readout="pooled", pool_size=1,
+                                                                 bottleneck=8)]
+    model = lk.input_model(splits["x_train"].shape[1:])
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    trainer = lk.LayerwiseTrainer(stages, num_classes=10, kmeans_data=splits["x_train"], verbose=0)
+    model.fit(splits["x_train"], splits["y_train"], batch_size=64, epochs=trainer.total_epochs,
+              callbacks=[trainer], verbose=0)  # stage 2: 60 steps
+    bn = stage_layer(model, 2, "readout_bn")
+    probe = keras.Sequential([keras.Input(splits["x_train"].shape[1:])] + model.layers[: model.layers.index(bn)])
+    features = keras.ops.convert_to_numpy(probe(splits["x_train"])).reshape(-1, bn.moving_mean.shape[0])
+    moving_mean, moving_var = (keras.ops.convert_to_numpy(v) for v in (bn.moving_mean, bn.moving_variance))
+    scale = features.std(0) + 1e-6
+    # With Keras' default momentum 0.99, 0.99**60 = 55 % of the initial 0 / 1 would remain.
+    assert np.abs(moving_mean - features.mean(0)).max() <= 0.25 * scale.max() + 0.1 * np.abs(features.mean(0)).max()
+    np.testing.assert_allclose(moving_var, features.var(0), rtol=0.3, atol=1e-3)

@@ -72,7 +72,9 @@ class Stage:
         pool_strides: int or pair, or None for `pool_size`.
         bottleneck: int, the `"pooled"` readout's 1x1 convolution width.
         batchnorm: bool, whether the `"pooled"` readout normalises the pooled
-            map (BatchNorm, in inference mode once trained) before the bottleneck.
+            map before the bottleneck (BatchNorm with momentum 0.9, so its
+            moving statistics, which inference uses, converge within a short
+            stage).
         hidden: int or None, the width of the `"pooled"` readout's hidden
             3x3 convolution + ReLU (None: no hidden layer).
         schedule: the learning rate within the stage: None (constant),

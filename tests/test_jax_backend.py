@@ -95,7 +95,7 @@ def test_readme_snippets_run_unchanged_on_jax(fresh_python, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["backend"] == "jax"
-    assert out["ran"] == [0, 1, 2] and out["blocks"] == 4, out  # the quick start, monitoring, tuning
+    assert out["ran"] == [0, 1, 2, 3] and out["blocks"] == 5, out  # quick start, stage kinds, monitoring, tuning
     assert out["quickstart_purity"] >= 0.98
 
 

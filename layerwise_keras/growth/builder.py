@@ -222,8 +222,8 @@ def stage_readout(stage, n, num_classes, seed=0):
 
     `stage.readout` picks them: `"flatten"` (flatten + dense),
     `"global_avg"` (global average pooling + dense) or `"pooled"` (average
-    pooling -> BatchNorm unless `batchnorm=False` -> 1x1 bottleneck convolution -> optional hidden
-    3x3 convolution + ReLU -> flatten -> dense).
+    pooling -> BatchNorm unless `batchnorm=False` -> 1x1 bottleneck
+    convolution -> optional hidden 3x3 convolution + ReLU -> flatten -> dense).
 
     Args:
         stage: the `Stage`.

@@ -16,7 +16,7 @@ pytest.importorskip("jax", reason="jax is not installed (pip install -e .[test] 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-SCRIPT = r"""
+BLOCK_TENSORFLOW = r"""
 import json, os, sys, tempfile
 blocker = tempfile.mkdtemp()
 os.makedirs(os.path.join(blocker, "tensorflow"))
@@ -24,6 +24,9 @@ with open(os.path.join(blocker, "tensorflow", "__init__.py"), "w") as f:
     f.write("raise ImportError('TensorFlow is blocked in this test')")
 sys.path.insert(0, blocker)
 os.environ["KERAS_BACKEND"] = "jax"
+"""
+
+SCRIPT = BLOCK_TENSORFLOW + r"""
 import keras, numpy as np
 from layerwise_keras.runs.config import load_config
 from layerwise_keras.clustering.purity import purity
@@ -99,14 +102,7 @@ def test_readme_snippets_run_unchanged_on_jax(fresh_python, tmp_path):
     assert out["quickstart_purity"] >= 0.98
 
 
-KINDS_SCRIPT = r"""
-import json, os, sys, tempfile
-blocker = tempfile.mkdtemp()
-os.makedirs(os.path.join(blocker, "tensorflow"))
-with open(os.path.join(blocker, "tensorflow", "__init__.py"), "w") as f:
-    f.write("raise ImportError('TensorFlow is blocked in this test')")
-sys.path.insert(0, blocker)
-os.environ["KERAS_BACKEND"] = "jax"
+KINDS_SCRIPT = BLOCK_TENSORFLOW + r"""
 import keras, numpy as np
 from layerwise_keras.growth.layers import nearest_mask
 from layerwise_keras.runs.config import load_config

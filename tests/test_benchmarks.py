@@ -51,11 +51,16 @@ def test_cifar10_ablation_quick_smoke(tmp_path):
     report = json.loads((tmp_path / "cifar10_ablation_quick.json").read_text())
     assert [r["row"] for r in report["rows"]] == ["base", "no_whitening", "end_to_end"]
     base, plain = report["rows"][0], report["rows"][1]
+    from layerwise_keras.runs.config import load_config
+
+    best = load_config("cifar10_best")  # the rows start from the bundled config, only the budget cut
+    assert [s["assignment"] for s in base["config"]["stages"]] == [s["assignment"] for s in best["stages"]]
+    assert base["config"]["dataset"]["options"]["augment"] is True
     assert base["config"]["stages"][0]["whiten"] == 1e-2 and plain["config"]["stages"][0]["whiten"] is None
     assert base["stages"][0]["whiten_seconds"] > 0 and plain["stages"][0]["whiten_seconds"] is None
-    assert len(base["stages"]) == 2 and report["rows"][2]["stages"] == []
+    assert len(base["stages"]) == len(best["stages"]) and report["rows"][2]["stages"] == []
     md = (tmp_path / "cifar10_ablation_quick.md").read_text()
-    assert "QUICK MODE" in md and md.count("\n| ") >= 4
+    assert "QUICK MODE" in md and md.count("\n| ") >= 4 and "cifar10_best" in md
 
 
 def test_sample_complexity_benchmark_quick_smoke(tmp_path):

@@ -276,6 +276,33 @@ def test_new_kinds_export_with_parity(new_kinds_model, tmp_path):
         np.testing.assert_array_equal(np.asarray(got).argmax(-1), expected.argmax(-1))
 
 
+@pytest.mark.parametrize("form", ["grown", "portable"])
+def test_cluster_atlas_ranks_by_distance_in_the_whitened_space(new_kinds_model, form):
+    """A whitening stage's atlas: its nearest positions and distances are those k-means used (whitened)."""
+    pytest.importorskip("matplotlib")
+    from layerwise_keras.monitoring.plots import cluster_atlas
+
+    model, x, _ = new_kinds_model
+    target = model if form == "grown" else export.to_portable_model(model)
+    atlas = cluster_atlas(target, x, stage=2, per_cluster=3)
+    # Brute force on the grown model: stage-2 embeddings, whitened with the layer's own ZCA, to its centroids.
+    assign = stage_layer(model, 2, "assign")
+    emb = keras.ops.convert_to_numpy(keras.Model(model.inputs[0], stage_layer(model, 2, "conv").output)(x))
+    mean, matrix, c = (keras.ops.convert_to_numpy(w).astype("float64")
+                       for w in (assign.whiten_mean, assign.whiten_matrix, assign.centroids))
+    z = (emb.astype("float64") - mean) @ matrix
+    d = ((z[..., None, :] - c) ** 2).sum(-1)
+    raw = ((emb[..., None, :].astype("float64") - c) ** 2).sum(-1)
+    assert (d.argmin(-1) != raw.argmin(-1)).mean() > 0.1  # the whitening changes which centroid is nearest
+    ids = d.argmin(-1)
+    np.testing.assert_array_equal(np.bincount(ids.ravel(), minlength=assign.n_clusters), atlas["counts"])
+    for k in np.flatnonzero(atlas["counts"] >= 3):
+        members = np.sort(d[ids == k][:, k])[:3]
+        np.testing.assert_allclose(atlas["sq_distances"][k], members, rtol=1e-4, atol=1e-4)
+        for i, r, col in atlas["positions"][k]:
+            assert ids[i, r, col] == k
+
+
 # ---------------------------------------------------------------------------
 # growing with them
 # ---------------------------------------------------------------------------

@@ -246,7 +246,15 @@ class ClusterAssignment(keras.layers.Layer):
         matrix = ops.convert_to_tensor(self.whiten_matrix, dtype=dtype)
         return -ops.matmul(ops.expand_dims(mean, 0), matrix)[0]
 
-    def _scores(self, z):
+    def whitened_scores(self, z):
+        """Returns `z . 2c_k - ||c_k||^2` for every centroid k, `z` already whitened (`whitened(x)`).
+
+        Args:
+            z: float tensor `[..., dim]`, whitened embeddings.
+
+        Returns:
+            Float tensor `[..., n_clusters]`.
+        """
         c = ops.convert_to_tensor(self.centroids, dtype=z.dtype)
         kernel = ops.transpose(c) * 2.0
         bias = -ops.sum(ops.square(c), axis=-1)
@@ -261,11 +269,11 @@ class ClusterAssignment(keras.layers.Layer):
         Returns:
             Float tensor `[..., n_clusters]`.
         """
-        return self._scores(self.whitened(x))
+        return self.whitened_scores(self.whitened(x))
 
     def call(self, x):
         z = self.whitened(x)
-        return assign_from_scores(z, self._scores(z), self.assignment, self.n_clusters, self.temperature, self.q)
+        return assign_from_scores(z, self.whitened_scores(z), self.assignment, self.n_clusters, self.temperature, self.q)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.n_clusters,)

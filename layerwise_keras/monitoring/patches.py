@@ -144,13 +144,14 @@ def stage_patches(images, field, positions=None):
 
 
 def iter_stage_outputs(model, images, stage, batch_size=256):
-    """Streams a clustered stage's embeddings and nearest-centroid scores.
+    """Streams a clustered stage's embeddings, as k-means clustered them, and nearest-centroid scores.
 
-    The embeddings are the outputs of `stage{stage}_conv`; the scores are
+    The embeddings are the outputs of `stage{stage}_conv`, ZCA-whitened when
+    the stage whitens (the vectors its centroids live among); the scores are
     `e . 2c_k - ||c_k||^2` for every centroid `c_k` (higher = nearer;
     `||e - c_k||^2 = ||e||^2 - score_k`), from `ClusterAssignment.scores` on
     the grown model and from the `stage{stage}_assign` `Dense` layer on the
-    portable one.
+    portable one (after its `stage{stage}_whiten` layer, if any).
 
     Args:
         model: a model grown by `LayerwiseTrainer`, or its portable form.
@@ -180,11 +181,13 @@ def iter_stage_outputs(model, images, stage, batch_size=256):
             for layer in model.layers:
                 x = layer(x, training=False)
                 if layer is conv:
-                    return x, assign.scores(x)
+                    z = assign.whitened(x)
+                    return z, assign.whitened_scores(z)
             raise ValueError(f"stage{stage}_conv is not on the model's path.")
     else:
         inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-        probe = keras.Model(inputs, [conv.output, assign.output])
+        whiten = stage_layer(model, stage, "whiten", required=False)
+        probe = keras.Model(inputs, [(whiten or conv).output, assign.output])
 
         def forward(batch):
             return probe(batch, training=False)

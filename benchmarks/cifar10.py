@@ -15,7 +15,7 @@ The local CIFAR-10 copy is JPEG re-encoded: every figure is labelled
 "CIFAR-10 (JPEG re-encoded local copy)".
 
 Usage:
-    python benchmarks/cifar10.py [--config cifar10_paper] [--data-dir DIR] [--quick] [--seed 0]
+    python benchmarks/cifar10.py [--config cifar10_paper] [--data-dir DIR] [--quick] [--seed 0] [--save-model M.keras]
     python benchmarks/cifar10.py --markdown-only benchmarks/results/cifar10_cifar10_paper.json
 """
 
@@ -87,7 +87,8 @@ def _exact_subset_accuracy(model, config, data_dir):
     return out
 
 
-def run(config_name, data_dir, quick=False, seed=0, train=None, skip_baseline=False, on_partial=None):
+def run(config_name, data_dir, quick=False, seed=0, train=None, skip_baseline=False, on_partial=None,
+        save_model=None):
     config = load_config(config_name)
     config["dataset"].setdefault("options", {})["data_dir"] = data_dir
     if quick:
@@ -100,6 +101,9 @@ def run(config_name, data_dir, quick=False, seed=0, train=None, skip_baseline=Fa
 
     clock = EpochClock()
     model, ours = grow(config, splits, seed=seed, verbose=2, callbacks=[clock])
+    if save_model:
+        os.makedirs(os.path.dirname(os.path.abspath(save_model)), exist_ok=True)
+        model.save(save_model)  # the grown model, for report pictures (cluster atlases) after the run
     kmeans_seconds = sum(s.get("kmeans_seconds", 0.0) for s in ours["stages"])
     report["layerwise"] = {
         "test_accuracy": ours["test_accuracy"],
@@ -211,6 +215,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--output", default=RESULTS, help="results folder")
+    parser.add_argument("--save-model", metavar="PATH.keras", help="also save the grown model there (must not exist)")
     parser.add_argument("--markdown-only", metavar="RESULTS_JSON",
                         help="only rewrite the markdown table of a results file (no training)")
     parser.add_argument("--plot", metavar="PNG", help="with --markdown-only: also draw the per-epoch validation "
@@ -226,6 +231,8 @@ def main(argv=None):
         if args.plot:
             plot(report, args.plot)
         return 0
+    if args.save_model and (not args.save_model.endswith(".keras") or os.path.exists(args.save_model)):
+        parser.error(f"--save-model needs a new .keras path; {args.save_model!r} exists or is not .keras")
     start = time.perf_counter()
     started_at = commit()  # the code that runs: later commits while it trains do not change it
     command = "python benchmarks/cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -237,7 +244,7 @@ def main(argv=None):
         write_results(args.output, stem, report, markdown(report))
 
     report = run(args.config, args.data_dir, args.quick, args.seed, args.train, args.skip_baseline,
-                 on_partial=lambda partial: finish(dict(partial), complete=False))
+                 on_partial=lambda partial: finish(dict(partial), complete=False), save_model=args.save_model)
     finish(report, complete=True)
     return 0
 

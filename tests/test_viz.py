@@ -95,6 +95,22 @@ def test_plots_write_valid_non_blank_pngs_and_refuse_to_overwrite(grown_digits, 
     assert _non_blank(_png(atlas_path))
 
 
+def test_cluster_atlas_selection_draws_the_most_used_centroids(portable, grown_digits, tmp_path):
+    from layerwise_keras.monitoring.plots import _atlas_selection
+
+    counts = np.array([5, 9, 0, 9, 1])
+    np.testing.assert_array_equal(_atlas_selection(None, counts), [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(_atlas_selection(3, counts), [0, 1, 3])  # the 3 most used, in id order
+    np.testing.assert_array_equal(_atlas_selection([4, 2], counts), [4, 2])
+    for bad in (0, 6, [], [5], [1.5], True):
+        with pytest.raises(ValueError, match="clusters must be"):
+            _atlas_selection(bad, counts)
+    x = grown_digits.x_test[:50]
+    few = _png(viz.plot_cluster_atlas(portable, x, str(tmp_path / "few.png"), stage=2, clusters=4))
+    every = _png(viz.plot_cluster_atlas(portable, x, str(tmp_path / "all.png"), stage=2))
+    assert _non_blank(few) and few.shape[0] < every.shape[0]  # 4 rows against K
+
+
 def test_report_cli_on_the_grown_run_then_refuses_to_overwrite(grown_digits, tmp_path, capsys):
     run = tmp_path / "run"  # a copy: the session's run folder is read-only
     run.mkdir()

@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from layerwise_keras.datasets.checks import check_images
+from layerwise_keras.growth.builder import stage_layer
 from layerwise_keras.monitoring.patches import iter_stage_outputs, receptive_field, stage_patches
 
 
@@ -253,8 +254,33 @@ def _atlas_canvas(patches, gap, value_range):
     return canvas
 
 
+def _atlas_selection(clusters, counts):
+    """The centroid ids `plot_cluster_atlas` draws (see its `clusters` argument)."""
+    k = len(counts)
+    if clusters is None:
+        return np.arange(k)
+    if isinstance(clusters, (int, np.integer)) and not isinstance(clusters, bool):
+        if not 1 <= clusters <= k:
+            raise ValueError(f"plot_cluster_atlas: clusters must be between 1 and {k}, got {clusters}.")
+        return np.sort(np.argsort(-counts, kind="stable")[: int(clusters)])
+    ids = np.asarray(clusters)
+    if ids.ndim != 1 or len(ids) == 0 or ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= k:
+        raise ValueError(f"plot_cluster_atlas: clusters must be None, an int or centroid ids in [0, {k}), "
+                         f"got {clusters!r}.")
+    return ids
+
+
+def _selection_text(clusters):
+    return f"the {clusters} most used" if isinstance(clusters, (int, np.integer)) else "those chosen"
+
+
+def _stage_whitens(model, stage):
+    assign = stage_layer(model, stage, "assign", required=False)
+    return bool(getattr(assign, "whiten", False)) or stage_layer(model, stage, "whiten", required=False) is not None
+
+
 def plot_cluster_atlas(model, images, path, stage=1, per_cluster=8, overwrite=False, batch_size=256,
-                       rows_per_column=16):
+                       rows_per_column=16, clusters=None):
     """Draws a stage's cluster atlas: each centroid's nearest input patches, on the real images.
 
     One row per centroid (cluster id and the number of positions assigned
@@ -262,7 +288,9 @@ def plot_cluster_atlas(model, images, path, stage=1, per_cluster=8, overwrite=Fa
     patches from left (nearest) to right; empty cells when a cluster has
     fewer members. Pixel values keep the images' own scale (the range of
     `images`), so patches compare across clusters. With more than
-    `rows_per_column` centroids the rows continue in further columns.
+    `rows_per_column` centroids the rows continue in further columns. When
+    the stage whitens its embeddings, "nearest" is measured after the
+    whitening, as k-means measured it (the title says so).
 
     Args:
         model: a model grown by `LayerwiseTrainer`, or its portable form.
@@ -274,6 +302,8 @@ def plot_cluster_atlas(model, images, path, stage=1, per_cluster=8, overwrite=Fa
             `FileExistsError`.
         batch_size: images per forward pass.
         rows_per_column: int >= 1, centroids per column of the figure.
+        clusters: which centroids to draw: None (all), an int n (the n
+            with the most positions, in id order) or a sequence of ids.
 
     Returns:
         `path`.
@@ -288,7 +318,8 @@ def plot_cluster_atlas(model, images, path, stage=1, per_cluster=8, overwrite=Fa
     atlas = cluster_atlas(model, images, stage=stage, per_cluster=per_cluster, batch_size=batch_size)
     images = np.asarray(images, dtype="float32")
     patches, counts = atlas["patches"], atlas["counts"]
-    k, p, fh, fw, _ = patches.shape
+    shown = _atlas_selection(clusters, counts)
+    k, p, fh, fw, _ = patches[shown].shape
     blocks = math.ceil(k / rows_per_column)
     rows = math.ceil(k / blocks)
     gap = max(1, fh // 4)
@@ -299,7 +330,7 @@ def plot_cluster_atlas(model, images, path, stage=1, per_cluster=8, overwrite=Fa
     axes = fig.subplots(1, blocks, squeeze=False)[0]
     value_range = (float(images.min()), float(images.max()))
     for b, ax in enumerate(axes):
-        ids = list(range(b * rows, min(k, (b + 1) * rows)))
+        ids = [int(c) for c in shown[b * rows : min(k, (b + 1) * rows)]]
         block = np.full((rows, p, fh, fw, patches.shape[-1]), np.nan, dtype="float32")
         block[: len(ids)] = patches[ids]
         ax.imshow(_atlas_canvas(block, gap, value_range), interpolation="nearest")
@@ -314,8 +345,10 @@ def plot_cluster_atlas(model, images, path, stage=1, per_cluster=8, overwrite=Fa
             ax.set_ylabel("cluster (positions assigned)", fontsize=9)
         ax.set_xlabel("nearest → farther", fontsize=8)
     n_pos = int(counts.sum())
+    which = f"{k} centroids" if k == len(counts) else f"{k} of {len(counts)} centroids ({_selection_text(clusters)})"
+    whitened = " after its ZCA whitening" if _stage_whitens(model, stage) else ""
     fig.suptitle(
-        f"Cluster atlas, stage {stage}: {k} centroids, the {p} nearest positions of each\n"
+        f"Cluster atlas, stage {stage}: {which}, the {p} nearest positions of each{whitened}\n"
         f"{fh}×{fw}-pixel input patches (receptive fields), {n_pos} positions of {len(images)} images",
         fontsize=10,
     )

@@ -183,6 +183,12 @@ def markdown(report):
               "net trained on stage n's code, after it.", "",
               "| stage | val acc at stage end | clusters used | stage s | k-means s | k-means iterations |",
               "|---|---|---|---|---|---|"]
+    accuracies = [s.get("val_accuracy") for s in lw["stages"]]
+    if None not in accuracies and len(accuracies) > 1:
+        drops = [n + 2 for n, (a, b) in enumerate(zip(accuracies, accuracies[1:])) if b < a]
+        lines.insert(-2, "Every stage at least as accurate as the one before (validation): " + (
+            "yes." if not drops else f"no (lower than the stage before: stage {', '.join(map(str, drops))})."))
+        lines.insert(-2, "")
     for s in lw["stages"]:
         lines.append(f"| {s['stage']} | {_fmt(s.get('val_accuracy'))} | {_fmt(s.get('cluster_usage'), '{:.2f}')} | "
                      f"{s['stage_seconds']:.0f} | {_fmt(s.get('kmeans_seconds'), '{:.0f}')} | "

@@ -17,6 +17,7 @@ The local CIFAR-10 copy is JPEG re-encoded: every figure is labelled
 Usage:
     python benchmarks/cifar10.py [--config cifar10_paper] [--data-dir DIR] [--quick] [--seed 0] [--save-model M.keras]
     python benchmarks/cifar10.py --markdown-only benchmarks/results/cifar10_cifar10_paper.json
+    python benchmarks/cifar10.py --config cifar10_best --atlas M.keras   (the pictures of a saved run)
 """
 
 import argparse
@@ -212,6 +213,29 @@ def plot(report, path):
     return plot_stage_accuracy(metrics, path, overwrite=True)
 
 
+def draw_atlases(model_path, config_name, data_dir, folder, images=1000, shown=48):
+    """Draws `<folder>/<config>_atlas_stage<n>.png` for every clustered stage of a model saved by `--save-model`.
+
+    Each picture shows `shown` centroids with evenly spaced ids (not the most used, which are flat colours)
+    and their 8 nearest positions among the first `images` test images (JPEG copy), nearness measured where
+    k-means measured it (after the stage's whitening).
+    """
+    from layerwise_keras.growth.builder import clustered_stages, stage_layer
+    from layerwise_keras.monitoring.plots import plot_cluster_atlas
+
+    model = keras.saving.load_model(model_path)
+    options = load_config(config_name)["dataset"].get("options", {})
+    x, _ = datasets.load_arrays("cifar10", "test", data_dir)
+    x = datasets.normalize_images(x[:images], options.get("normalize", "unit"), name="cifar10", data_dir=data_dir)
+    paths = []
+    for n in clustered_stages(model):
+        k = stage_layer(model, n, "assign").n_clusters
+        ids = list(range(0, k, max(1, k // shown)))[:shown]
+        path = os.path.join(folder, f"{config_name}_atlas_stage{n}.png")
+        paths.append(plot_cluster_atlas(model, x, path, stage=n, per_cluster=8, clusters=ids, overwrite=True))
+    return paths
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="cifar10_paper", help="bundled config name or JSON path")
@@ -226,7 +250,13 @@ def main(argv=None):
                         help="only rewrite the markdown table of a results file (no training)")
     parser.add_argument("--plot", metavar="PNG", help="with --markdown-only: also draw the per-epoch validation "
                         "accuracy of both sides, stage by stage (monitoring.plots.plot_stage_accuracy)")
+    parser.add_argument("--atlas", metavar="MODEL.keras", help="only draw the cluster atlases of a model saved by "
+                        "--save-model into IMAGES_DIR/<config>_atlas_stage<n>.png (no training)")
+    parser.add_argument("--images-dir", default=os.path.normpath(os.path.join(HERE, os.pardir, "docs", "images")))
     args = parser.parse_args(argv)
+    if args.atlas:
+        print("\n".join(draw_atlases(args.atlas, args.config, args.data_dir, args.images_dir)))
+        return 0
     if args.markdown_only:
         import json
 

@@ -20,10 +20,19 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
     from layerwise_keras.runs.config import load_config
 
     n_stages = len(load_config(config)["stages"])
-    cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "cifar10.py"), "--config", config, "--quick",
-           "--train", "300", "--data-dir", SHARED, "--output", str(tmp_path)]
+    script = os.path.join(ROOT, "benchmarks", "cifar10.py")
+    cmd = [sys.executable, script, "--config", config, "--quick", "--train", "300", "--data-dir", SHARED,
+           "--output", str(tmp_path), "--save-model", str(tmp_path / "m.keras")]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # never overwrites a saved model
+    assert again.returncode == 2 and "--save-model needs a new .keras path" in again.stderr
+    atlas = subprocess.run([sys.executable, script, "--config", config, "--atlas", str(tmp_path / "m.keras"),
+                            "--data-dir", SHARED, "--images-dir", str(tmp_path)], capture_output=True, text=True,
+                           timeout=600)
+    assert atlas.returncode == 0, atlas.stderr[-3000:]
+    pictures = [tmp_path / f"{config}_atlas_stage{n}.png" for n in range(1, n_stages)]
+    assert atlas.stdout.split() == [str(p) for p in pictures] and all(p.stat().st_size > 10_000 for p in pictures)
     report = json.loads((tmp_path / f"cifar10_{config}_quick.json").read_text())
     assert report["quick"] is True and report["data"] == "CIFAR-10 (JPEG re-encoded local copy)"
     for side in ("layerwise", "end_to_end"):  # both sides, one run, one machine

@@ -271,7 +271,7 @@ def _atlas_selection(clusters, counts):
 
 
 def _selection_text(clusters):
-    return f"the {clusters} most used" if isinstance(clusters, (int, np.integer)) else "those chosen"
+    return f"the {clusters} most used" if isinstance(clusters, (int, np.integer)) else "the ids on the left"
 
 
 def _stage_whitens(model, stage):

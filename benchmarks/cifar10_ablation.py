@@ -132,7 +132,8 @@ def markdown(report):
         f"Keras {machine['keras']} ({machine['backend']} backend)",
     ]
     if report["quick"]:
-        lines.append("- **QUICK MODE: a tiny slice, narrow stages, one epoch per stage; smoke-test figures, not results.**")
+        lines.append("- **QUICK MODE: a tiny slice, narrow stages, one epoch per stage; smoke-test figures, "
+                     "not results.**")
     stage_heads = ["stage 1 val acc, before clustering"] + [
         f"stage {n} val acc, on stage {n - 1}'s code" for n in range(2, n_stages + 1)]
     lines += [

@@ -273,7 +273,8 @@ class ClusterAssignment(keras.layers.Layer):
 
     def call(self, x):
         z = self.whitened(x)
-        return assign_from_scores(z, self.whitened_scores(z), self.assignment, self.n_clusters, self.temperature, self.q)
+        scores = self.whitened_scores(z)
+        return assign_from_scores(z, scores, self.assignment, self.n_clusters, self.temperature, self.q)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.n_clusters,)

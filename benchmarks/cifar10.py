@@ -79,13 +79,18 @@ def _gpu_peak_mib():
 
 def _exact_subset_accuracy(model, config, data_dir):
     """Accuracy on the 1,000 byte-exact official test images and on their JPEG twins."""
-    options = config["dataset"].get("options", {})
     out = {}
     for split in ("test_exact", "test_exact_jpeg"):
-        x, y = datasets.load_arrays("cifar10", split, data_dir)
-        x = datasets.normalize_images(x, options.get("normalize", "unit"), name="cifar10", data_dir=data_dir)
+        x, y = _images(config, split, data_dir)
         out[split] = float((model.predict(x, batch_size=256, verbose=0).argmax(-1) == y).mean())
     return out
+
+
+def _images(config, split, data_dir):
+    """A CIFAR-10 split as the config's network sees it (its `normalize` option)."""
+    x, y = datasets.load_arrays("cifar10", split, data_dir)
+    normalize = config["dataset"].get("options", {}).get("normalize", "unit")
+    return datasets.normalize_images(x, normalize, name="cifar10", data_dir=data_dir), y
 
 
 def run(config_name, data_dir, quick=False, seed=0, train=None, skip_baseline=False, on_partial=None,
@@ -224,9 +229,7 @@ def draw_atlases(model_path, config_name, data_dir, folder, images=1000, shown=4
     from layerwise_keras.monitoring.plots import plot_cluster_atlas
 
     model = keras.saving.load_model(model_path)
-    options = load_config(config_name)["dataset"].get("options", {})
-    x, _ = datasets.load_arrays("cifar10", "test", data_dir)
-    x = datasets.normalize_images(x[:images], options.get("normalize", "unit"), name="cifar10", data_dir=data_dir)
+    x = _images(load_config(config_name), "test", data_dir)[0][:images]
     paths = []
     for n in clustered_stages(model):
         k = stage_layer(model, n, "assign").n_clusters

@@ -75,25 +75,18 @@ def _no_augmentation(config):
     return config
 
 
-ROWS = {
-    "base": lambda c: c,
-    "no_whitening": _stages(whiten=None),
-    "q_1": _stages(assignment="hard", q=1),
-    "nearest_code": _stages(assignment="nearest", q=lambda stage: max(1, stage["clusters"] // 8)),
-    "no_batchnorm": _stages(batchnorm=False),
-    "flatten_readout": _stages(readout="flatten"),
-    "no_augmentation": _no_augmentation,
-    "end_to_end": lambda c: c,
-}
-ROW_TEXT = {
-    "base": "cifar10_best at the budget above",
-    "no_whitening": "k-means on the raw embeddings",
-    "q_1": "hard one-hot code of the nearest centroid (q = 1) instead of the triangle code",
-    "nearest_code": "multi-hot code of the K/8 nearest centroids instead of the triangle code",
-    "no_batchnorm": "heads without BatchNorm",
-    "flatten_readout": "each head a dense layer on the flattened map instead of the pooled head",
-    "no_augmentation": "no random crop + flip",
-    "end_to_end": "the same convolutions and last head trained together by SGD, no clustering",
+ROWS = {  # name: (edit of the base config, what the row changes)
+    "base": (lambda c: c, "cifar10_best at the budget above"),
+    "no_whitening": (_stages(whiten=None), "k-means on the raw embeddings"),
+    "q_1": (_stages(assignment="hard", q=1),
+            "hard one-hot code of the nearest centroid (q = 1) instead of the triangle code"),
+    "nearest_code": (_stages(assignment="nearest", q=lambda stage: max(1, stage["clusters"] // 8)),
+                     "multi-hot code of the K/8 nearest centroids instead of the triangle code"),
+    "no_batchnorm": (_stages(batchnorm=False), "heads without BatchNorm"),
+    "flatten_readout": (_stages(readout="flatten"),
+                        "each head a dense layer on the flattened map instead of the pooled head"),
+    "no_augmentation": (_no_augmentation, "no random crop + flip"),
+    "end_to_end": (lambda c: c, "the same convolutions and last head trained together by SGD, no clustering"),
 }
 
 
@@ -148,7 +141,7 @@ def markdown(report):
             f"| {r['row']} | {_fmt(r['test_accuracy'])} | " + " | ".join(accuracies) + " | "
             f"{_fmt(s[0]['cluster_usage'] if s else None, '{:.2f}')} | {r['seconds']:.0f} |"
         )
-    lines += ["", "Rows:"] + [f"- {r['row']}: {ROW_TEXT[r['row']]}." for r in report["rows"]]
+    lines += ["", "Rows:"] + [f"- {r['row']}: {ROWS[r['row']][1]}." for r in report["rows"]]
     lines += ["- not run: the issue's bottleneck hand-off and cluster-first rows (`cifar10_best` uses neither; "
               "neither is built)."]
     return "\n".join(lines) + "\n"
@@ -182,7 +175,7 @@ def main(argv=None):
               "rows": []}
     stem = "cifar10_ablation" + ("_quick" if args.quick else "")
     for name in args.rows:
-        config = ROWS[name](copy.deepcopy(base))
+        config = ROWS[name][0](copy.deepcopy(base))
         report["rows"].append({**run_row(name, config, splits, seed=0), "config": config})
         report.update(command=command, commit=started_at, date=now(), machine=machine_info(),
                       total_seconds=time.perf_counter() - start)

@@ -73,6 +73,8 @@ class _EmbeddingStream:
 
 # A stage's accuracy at most this fraction of the way from chance to 1 is "near chance".
 NEAR_CHANCE = 0.1
+# A stage's training loss above this multiple of a uniform guess' loss, ln(num_classes), has diverged.
+DIVERGED_LOSS = 3.0
 # k-means figures below these are a collapse: the fraction of clusters used, points per cluster.
 MIN_CLUSTER_USAGE = 0.5
 MIN_POINTS_PER_CLUSTER = 4
@@ -525,7 +527,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             variable.assign(value)
 
     def _diagnose(self, index, result):
-        """One clear message per likely failure of a stage: near-chance accuracy, collapsed clusters."""
+        """One clear message per likely failure of a stage: divergence or too few steps (near-chance accuracy), collapsed clusters."""
         n = index + 1
         messages = []
         chance = 1.0 / self.num_classes
@@ -533,7 +535,17 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         accuracy = result.get(key)
         steps = result.get("steps")
         budget = f"{steps} gradient steps ({result['epochs']} epochs)" if steps else f"{result['epochs']} epochs"
-        if accuracy is not None and accuracy <= chance + NEAR_CHANCE * (1.0 - chance):
+        uniform = math.log(self.num_classes)
+        loss = result.get("loss")
+        near_chance = accuracy is not None and accuracy <= chance + NEAR_CHANCE * (1.0 - chance)
+        if near_chance and loss is not None and loss > DIVERGED_LOSS * uniform:
+            messages.append(
+                f"LayerwiseTrainer: stage {n} ended near chance accuracy ({key.replace('_', ' ')} {accuracy:.3f}, "
+                f"chance {chance:.3f}) with a training loss of {loss:.3g}, {loss / uniform:.0f}x a uniform guess' "
+                f"(ln {self.num_classes} = {uniform:.2f}): its training diverged. Lower the learning rate, or "
+                "normalise the readout's input (Stage(readout='pooled') with batchnorm=True)."
+            )
+        elif near_chance:
             messages.append(
                 f"LayerwiseTrainer: stage {n} ended near chance accuracy ({key.replace('_', ' ')} {accuracy:.3f}, "
                 f"chance {chance:.3f}) after {budget}: likely too few gradient steps for this training set; give "

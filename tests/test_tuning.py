@@ -281,3 +281,21 @@ def _hp(values):
     for name, value in values.items():
         hp.Fixed(name, value)
     return hp
+
+
+def test_a_cluster_first_stage_is_tunable_except_its_width():
+    config = json.loads(json.dumps(BASE))
+    config["stages"][0].update(width=None, cluster="patches", whiten=1e-2)
+    space = tuning.default_space(config)
+    assert space["width"][0] == [None] and len(space["width"][1]) == 3  # the patch size is not a knob
+    hypermodel = tuning.LayerwiseHyperModel(config, (9, 9, 1), 4, space=space)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert "stage1_width" not in hp.values and "stage2_width" in hp.values and "stage1_clusters" in hp.values
+    conv = model.get_layer("stage1_conv")
+    assert not conv.trainable and conv.filters == 9 and model.get_layer("stage1_assign").whiten
+    assert hypermodel.config_for(hp)["stages"][0]["width"] is None
+    with pytest.raises(ValueError, match="its convolution's width is the patch size"):
+        tuning.LayerwiseHyperModel(config, (9, 9, 1), 4, space={"width": [[8], [8]]})
+    with pytest.raises(ValueError, match="width values must be integers"):
+        tuning.LayerwiseHyperModel(BASE, (9, 9, 1), 4, space={"width": [[None], [8]]})

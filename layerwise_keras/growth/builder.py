@@ -10,7 +10,11 @@ and nowhere else:
 * `append_stage(model, stage, n, num_classes)`: stage n's trainable part
   (convolution + readout), the two-layer net the stage trains;
 * `freeze_stage(model, stage, n, centroids)`: drops stage n's readout,
-  freezes its convolution and appends its cluster assignment;
+  freezes its convolution and appends its cluster assignment
+  (`append_readout` / `drop_readout` add and remove a readout alone: a
+  cluster-first stage, `Stage(cluster="patches")`, is frozen and clustered
+  when it begins and trains its readout on its code; `append_handoff` keeps
+  a `Stage(handoff="bottleneck")`'s readout up to its bottleneck);
 * `stage_net(stage, n, input_shape, num_classes)`: stage n's two-layer net on
   its own (the cached growth trains it on cached cluster ids);
 * `grown_model(stages, ...)`: the network after growth, untrained (tuner
@@ -29,7 +33,9 @@ whitens) alike. No other module builds or parses these names.
 import re
 
 import keras
+import numpy as np
 
+from layerwise_keras import compat
 from layerwise_keras.growth.layers import ClusterAssignment
 from layerwise_keras.growth.stage import Stage
 
@@ -176,13 +182,22 @@ def check_stages(stages, num_classes, owner="LayerwiseTrainer"):
     return stages
 
 
-def stage_conv(stage, n, seed=0):
-    """Returns stage `n`'s (1-based) convolution + ReLU layer, seeded.
+def stage_conv(stage, n, seed=0, in_channels=None, end_to_end=False):
+    """Returns stage `n`'s (1-based) convolution layer, seeded.
+
+    A convolution + ReLU of `stage.width` filters; for a
+    `Stage(cluster="patches")` the patch extraction: `kh * kw * in_channels`
+    filters, no bias, no activation, frozen, its kernel set to the identity by
+    `append_stage` (`patch_kernel`); with `end_to_end` (the twin's) an
+    ordinary trainable convolution + ReLU of that width.
 
     Args:
         stage: the `Stage`.
         n: 1-based stage index (names the layer `stage{n}_conv`).
         seed: int; the initialiser's seed is derived from it and `n`.
+        in_channels: int, the stage's input channels (needed for a
+            `cluster="patches"` stage).
+        end_to_end: the layer of the end-to-end twin.
 
     Returns:
         A `keras.layers.Conv2D`.
@@ -192,15 +207,45 @@ def stage_conv(stage, n, seed=0):
     >>> stage_conv(Stage(8, 3), 1).name
     'stage1_conv'
     """
-    return keras.layers.Conv2D(
-        stage.width,
-        stage.kernel_size,
-        strides=stage.strides,
-        padding=stage.padding,
-        activation="relu",
-        kernel_initializer=keras.initializers.HeUniform(seed=seed * 1000 + n),
-        name=layer_name(n, "conv"),
-    )
+    initializer = keras.initializers.HeUniform(seed=seed * 1000 + n)
+    if stage.cluster != "patches":
+        return keras.layers.Conv2D(stage.width, stage.kernel_size, strides=stage.strides, padding=stage.padding,
+                                   activation="relu", kernel_initializer=initializer, name=layer_name(n, "conv"))
+    if in_channels is None:
+        raise ValueError(f"stage_conv: stage {n} clusters its input patches; give in_channels.")
+    filters = stage.kernel_size[0] * stage.kernel_size[1] * int(in_channels)
+    if end_to_end:
+        return keras.layers.Conv2D(filters, stage.kernel_size, strides=stage.strides, padding=stage.padding,
+                                   activation="relu", kernel_initializer=initializer, name=layer_name(n, "conv"))
+    # Zeros, then the identity set on the built layer: a built-in initializer, so the portable form loads
+    # without this package; the kernel is a (frozen) weight saved with the model.
+    return keras.layers.Conv2D(filters, stage.kernel_size, strides=stage.strides, padding=stage.padding,
+                               use_bias=False, kernel_initializer="zeros", trainable=False,
+                               name=layer_name(n, "conv"))
+
+
+def patch_kernel(kernel_size, in_channels):
+    """Returns the identity kernel of a patch-extraction convolution.
+
+    Output channel `(i * kw + j) * in_channels + c` of the convolution is
+    pixel `(i, j)`, channel `c` of the window: the patch flattened in
+    row-major order.
+
+    Args:
+        kernel_size: `(kh, kw)`.
+        in_channels: int.
+
+    Returns:
+        A float32 array `[kh, kw, in_channels, kh * kw * in_channels]`.
+
+    Example:
+
+    >>> patch_kernel((2, 2), 3).shape
+    (2, 2, 3, 12)
+    """
+    kh, kw = kernel_size
+    size = kh * kw * int(in_channels)
+    return np.eye(size, dtype="float32").reshape(kh, kw, int(in_channels), size)
 
 
 def stage_input_pool(stage, n):
@@ -340,7 +385,15 @@ def _check_positions(model, n, owner):
         raise ValueError(f"{owner}: stage {n} leaves no spatial positions (output {model.output_shape}).")
 
 
-def append_stage(model, stage, n, num_classes, seed=0, readout=True, owner="LayerwiseTrainer"):
+def _channels(model):
+    """The channels of what a `Sequential` computes so far (its input's while it holds only its `Input`)."""
+    if model.layers:
+        return int(model.output_shape[-1])
+    return int([l for l in compat.sequential_layers(model) if isinstance(l, keras.layers.InputLayer)][0]
+               .batch_shape[-1])
+
+
+def append_stage(model, stage, n, num_classes, seed=0, readout=True, owner="LayerwiseTrainer", end_to_end=False):
     """Appends stage `n`'s convolution and (with `readout`) its readout to a `Sequential`.
 
     Args:
@@ -351,6 +404,7 @@ def append_stage(model, stage, n, num_classes, seed=0, readout=True, owner="Laye
         seed: int, seeds the initialisers.
         readout: also append the readout layers.
         owner: who asks, for the error messages.
+        end_to_end: the layers of the end-to-end twin (see `stage_conv`).
 
     Returns:
         The convolution layer.
@@ -364,13 +418,77 @@ def append_stage(model, stage, n, num_classes, seed=0, readout=True, owner="Laye
     if pool is not None:
         model.add(pool)
         _check_positions(model, n, owner)
-    conv = stage_conv(stage, n, seed)
+    in_channels = _channels(model) if stage.cluster == "patches" else None
+    conv = stage_conv(stage, n, seed, in_channels=in_channels, end_to_end=end_to_end)
     model.add(conv)
     _check_positions(model, n, owner)
+    if stage.cluster == "patches" and not end_to_end:
+        conv.set_weights([patch_kernel(stage.kernel_size, in_channels)])
     if readout:
-        for layer in stage_readout(stage, n, num_classes, seed):
-            model.add(layer)
+        append_readout(model, stage, n, num_classes, seed)
     return conv
+
+
+def append_readout(model, stage, n, num_classes, seed=0):
+    """Appends stage `n`'s readout layers (`stage_readout`) to a `Sequential`.
+
+    Example:
+
+    >>> append_readout(model, stage, 2, num_classes=10)
+    """
+    for layer in stage_readout(stage, n, num_classes, seed):
+        model.add(layer)
+
+
+def drop_readout(model, n, keep_bottleneck=False):
+    """Removes stage `n`'s readout from the end of a `Sequential` (it ends with stage `n`).
+
+    Args:
+        model: the `keras.Sequential`.
+        n: 1-based stage index.
+        keep_bottleneck: keep the readout up to its 1x1 bottleneck
+            (`Stage(handoff="bottleneck")`), frozen: what the next stage
+            receives.
+
+    Example:
+
+    >>> drop_readout(model, 1)  # a cluster-first stage 1 keeps conv + assignment
+    """
+    ends = ((n, "readout_bottleneck"),) if keep_bottleneck else ((n, "conv"), (n, "assign"))
+    while parse_layer_name(model.layers[-1].name) not in ends:
+        role = parse_layer_name(model.layers[-1].name)
+        if role is None or role[0] != n or not role[1].startswith("readout"):
+            raise ValueError(f"drop_readout: model '{model.name}' does not end with stage {n}'s "
+                             + ("bottleneck" if keep_bottleneck else "readout") + ".")
+        model.pop()
+    if keep_bottleneck:
+        for layer in model.layers:
+            if (parse_layer_name(layer.name) or (0, ""))[0] == n:
+                layer.trainable = False
+
+
+def append_handoff(model, stage, n, num_classes, seed=0, frozen=True):
+    """Appends what a `Stage(handoff="bottleneck")` hands on: its readout up to the 1x1 bottleneck.
+
+    Args:
+        model: the `keras.Sequential`, ending with stage `n`'s assignment
+            (or, in the end-to-end twin, its convolution).
+        stage: the `Stage`.
+        n: 1-based stage index.
+        num_classes: int (the readout's, for the same initialisers as in training).
+        seed: int.
+        frozen: freeze the layers (the grown network; the twin trains them).
+
+    Example:
+
+    >>> append_handoff(model, stage, 1, num_classes=10)
+    """
+    for layer in stage_readout(stage, n, num_classes, seed):
+        model.add(layer)
+        layer.trainable = not frozen
+        if layer.name == layer_name(n, "readout_bottleneck"):
+            return
+    raise ValueError(f"append_handoff: stage {n}'s readout has no bottleneck (readout={stage.readout!r}).")
 
 
 def freeze_stage(model, stage, n, centroids, whitening=None):
@@ -398,8 +516,7 @@ def freeze_stage(model, stage, n, centroids, whitening=None):
     """
     conv = stage_layer(model, n, "conv")
     conv.trainable = False
-    while model.layers[-1] is not conv:
-        model.pop()
+    drop_readout(model, n)
     if (whitening is None) != (stage.whiten is None):
         raise ValueError(f"freeze_stage: stage {n} has whiten={stage.whiten!r}; whitening must be "
                          f"{'given' if stage.whiten is not None else 'None'}.")
@@ -474,6 +591,8 @@ def grown_model(stages, input_shape, num_classes, seed=0, name="layerwise"):
         if index < last:
             conv.trainable = False
             model.add(stage_assignment(stage, n))
+            if stage.handoff == "bottleneck":
+                append_handoff(model, stage, n, num_classes, seed)
     return model
 
 
@@ -483,7 +602,8 @@ def end_to_end_model(stages, input_shape, num_classes, seed=0, name="end_to_end"
     A grown network is `conv_1 -> assign_1 -> conv_2 -> ... -> conv_L -> readout`;
     its baseline drops the cluster assignments and trains
     `conv_1 -> conv_2 -> ... -> conv_L -> readout` (same kernels, strides,
-    widths, padding, ReLU, readout and initialisers) end to end.
+    widths, padding, ReLU, readout and initialisers) end to end, with a
+    `Stage(handoff="bottleneck")`'s pooled bottleneck after its convolution.
 
     Args:
         stages: list of `Stage` (or their config dicts).
@@ -505,5 +625,8 @@ def end_to_end_model(stages, input_shape, num_classes, seed=0, name="end_to_end"
         raise ValueError("end_to_end_model: at least one Stage is required.")
     model = keras.Sequential([keras.Input(tuple(input_shape))], name=name)
     for n, stage in enumerate(stages, start=1):
-        append_stage(model, stage, n, num_classes, seed, readout=n == len(stages), owner="end_to_end_model")
+        append_stage(model, stage, n, num_classes, seed, readout=n == len(stages), owner="end_to_end_model",
+                     end_to_end=True)
+        if n < len(stages) and stage.handoff == "bottleneck":
+            append_handoff(model, stage, n, num_classes, seed, frozen=False)
     return model

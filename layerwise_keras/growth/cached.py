@@ -104,6 +104,11 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                 f"grow_cached: stage {n} stops on convergence (patience={stage.patience}); the cached path trains "
                 "fixed budgets (epochs or steps) only. Use the uncached LayerwiseTrainer path, or drop patience."
             )
+        if stage.cluster != "embeddings":
+            raise ValueError(
+                f"grow_cached: stage {n} clusters its input patches first (cluster={stage.cluster!r}); the cached "
+                "path trains each stage's convolution before clustering it. Use the uncached LayerwiseTrainer path."
+            )
         if stage.input_pool is not None:
             raise ValueError(
                 f"grow_cached: stage {n} pools its input (input_pool={list(stage.input_pool)}); the cached path "

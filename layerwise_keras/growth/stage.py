@@ -9,6 +9,8 @@ from layerwise_keras.growth.layers import ASSIGNMENTS
 
 
 READOUTS = ("flatten", "global_avg", "pooled")
+CLUSTER_SOURCES = ("embeddings", "patches")
+HANDOFFS = ("code", "bottleneck")
 SCHEDULES = (None, "cosine", "step")
 
 
@@ -26,13 +28,35 @@ class Stage:
     """One stage of layerwise growth: a two-layer net, then k-means.
 
     Args:
-        width: int, number of filters of the stage's convolution.
+        width: int, number of filters of the stage's convolution; None for a
+            `cluster="patches"` stage (its convolution extracts the raw
+            patches: `kh * kw * channels` filters).
         kernel_size: int or pair, the convolution's window (s in the paper).
         strides: int or pair, or `None` for `kernel_size` (non-overlapping
             s x s patches, as in the paper).
         clusters: int K, the number of k-means clusters the stage's
             embeddings are grouped into, or `None` for the last stage, whose
             readout is the final classifier.
+        cluster: what k-means clusters. `"embeddings"` (the default, the
+            paper's order): the stage trains its convolution + readout by
+            gradient descent, then clusters the convolution's embeddings.
+            `"patches"` (cluster first, as Thiry et al. 2021 and Brutzkus et
+            al. 2022): the stage's convolution is a frozen patch extraction
+            (an identity kernel, no bias, no ReLU), k-means clusters the
+            (whitened, with `whiten`) input patches when the stage begins, and
+            the stage's `epochs` train its readout by gradient descent on the
+            code; the readout is dropped when the stage ends, as in the paper's
+            order. Needs `clusters` and `width=None`. In the end-to-end twin
+            (`end_to_end_model`) the convolution is an ordinary trainable
+            convolution + ReLU of the same shape.
+        handoff: what the next stage receives: `"code"` (the default, the
+            paper: the cluster assignment's output) or `"bottleneck"` (the
+            follow-up's stacking, Brutzkus et al. 2022): the stage's pooled
+            readout up to its 1x1 bottleneck (average pooling -> BatchNorm ->
+            1x1 convolution), frozen and kept after the assignment, so the
+            next stage whitens and clusters a dense `bottleneck`-channel map.
+            Needs `cluster="patches"` (whose readout is trained on the code)
+            and `readout="pooled"`.
         epochs: int, training epochs of the stage's two-layer net (with
             `patience`: the most it may take).
         steps: int or None, a budget in gradient steps instead of epochs:
@@ -100,12 +124,15 @@ class Stage:
 
     >>> stages = [Stage(width=32, kernel_size=3, clusters=16, epochs=2),
     ...           Stage(width=64, kernel_size=3, steps=400, patience=3)]
+    >>> first = Stage(None, 5, strides=1, clusters=512, cluster="patches", whiten=1e-2)
     """
 
-    width: int
+    width: object
     kernel_size: object = 3
     strides: object = None
     clusters: object = None
+    cluster: str = "embeddings"
+    handoff: str = "code"
     epochs: int = 1
     steps: object = None
     patience: object = None
@@ -128,8 +155,27 @@ class Stage:
     kmeans: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        if int(self.width) != self.width or self.width < 1:
+        if self.cluster not in CLUSTER_SOURCES:
+            raise ValueError(f"Stage: cluster must be one of {CLUSTER_SOURCES}, got {self.cluster!r}.")
+        if self.cluster == "patches":
+            if self.width is not None:
+                raise ValueError(
+                    f"Stage: a cluster='patches' stage's convolution extracts the raw patches (kh * kw * channels "
+                    f"filters); give width=None, got width={self.width!r}."
+                )
+            if self.clusters is None:
+                raise ValueError("Stage: cluster='patches' clusters the stage's input patches; it needs clusters=K.")
+        elif (self.width is None or isinstance(self.width, bool) or int(self.width) != self.width
+              or self.width < 1):
             raise ValueError(f"Stage: width must be a positive integer, got {self.width!r}.")
+        if self.handoff not in HANDOFFS:
+            raise ValueError(f"Stage: handoff must be one of {HANDOFFS}, got {self.handoff!r}.")
+        if self.handoff == "bottleneck" and (self.cluster != "patches" or self.readout != "pooled"):
+            raise ValueError(
+                "Stage: handoff='bottleneck' hands the next stage the readout's bottleneck trained on the code: it "
+                f"needs cluster='patches' and readout='pooled' (got cluster={self.cluster!r}, "
+                f"readout={self.readout!r})."
+            )
         self.kernel_size = _pair(self.kernel_size, "kernel_size")
         self.strides = self.kernel_size if self.strides is None else _pair(self.strides, "strides")
         if self.clusters is not None and (int(self.clusters) != self.clusters or self.clusters < 2):

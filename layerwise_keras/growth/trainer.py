@@ -41,7 +41,8 @@ from layerwise_keras.clustering.kmeans import KMeans
 from layerwise_keras.clustering.whitening import WhitenedStream, fit_zca
 from layerwise_keras.datasets.batches import image_batches
 from layerwise_keras.datasets.checks import check_images
-from layerwise_keras.growth.builder import append_stage, check_stages, count_stages, freeze_stage, stage_layer
+from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, count_stages, drop_readout,
+                                            freeze_stage, stage_layer)
 from layerwise_keras.growth.strategy import _kmeans_distribute, _replicated_strategy, _strategy_scope
 
 
@@ -85,8 +86,9 @@ class StageWarning(UserWarning):
 
 
 def _fresh_progress():
+    # patch_figures: the clustering figures of a cluster-first stage in training (clustered when it began).
     return {"stage": 0, "stage_epochs": 0, "best": None, "best_epoch": None, "best_logs": None, "wait": 0,
-            "ended": [], "finished": False}
+            "ended": [], "finished": False, "patch_figures": None}
 
 
 _NON_FINITE_HINT = (
@@ -245,7 +247,22 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         return count_stages(model or self.model)
 
     def _add_stage(self, model, index):
-        append_stage(model, self.stages[index], index + 1, self.num_classes, self.seed)
+        """Appends stage `index + 1`; returns a cluster-first stage's clustering figures (else None).
+
+        A `Stage(cluster="patches")` is clustered here, when it begins: its
+        patch convolution, k-means of its (whitened) patches, its assignment,
+        then the readout its epochs train on the code.
+        """
+        stage, n = self.stages[index], index + 1
+        with _strategy_scope(model):  # mirrored variables under tf.distribute
+            append_stage(model, stage, n, self.num_classes, self.seed, readout=stage.cluster != "patches")
+        if stage.cluster != "patches":
+            return None
+        kmeans, whitening, figures = self._cluster(model, index)
+        with _strategy_scope(model):
+            freeze_stage(model, stage, n, kmeans.cluster_centers_, whitening)
+            append_readout(model, stage, n, self.num_classes, self.seed)
+        return figures
 
     def _recompile(self, model):
         config = model.get_compile_config()
@@ -315,8 +332,9 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         """
         if self.grown_stages(model) == 0:
             self._check_model(model)
+            self._stage_start = time.perf_counter()
+            self._progress["patch_figures"] = self._add_stage(model, 0)
             with _strategy_scope(model):
-                self._add_stage(model, 0)
                 self._recompile(model)
         return model
 
@@ -474,21 +492,24 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         if stage.patience is not None:
             result["converged"] = bool(converged)
             result["best_epoch"] = progress["best_epoch"] + 1  # 1-based, of the whole growth
+        pending, next_start = None, None
         if stage.clusters is not None:
-            figures = self._cluster_and_grow(index)
+            figures, pending, next_start = self._cluster_and_grow(index)
+            figures = dict(figures)
             counts = figures.pop("kmeans_counts")  # a list: stage_results only, not the epoch logs
             logs.update(figures)
             result.update(figures)
             result["kmeans_counts"] = counts
-        stage_seconds = time.perf_counter() - self._stage_start
+        stage_seconds = (time.perf_counter() if next_start is None else next_start) - self._stage_start
         logs["stage_seconds"] = stage_seconds
         result["stage_seconds"] = stage_seconds
-        self._stage_start = None
+        self._stage_start = next_start  # the next stage's time starts with its growth (a cluster-first k-means)
         result["warnings"] = self._diagnose(index, result)
         self.stage_results.append(result)
         ended = progress["ended"] + [int(epoch)]
         self._progress = _fresh_progress()
-        self._progress.update(stage=index + 1, ended=ended, finished=index + 1 == len(self.stages))
+        self._progress.update(stage=index + 1, ended=ended, finished=index + 1 == len(self.stages),
+                              patch_figures=pending)
         self._best_weights = None
         if self.verbose:
             print("\n" + _stage_line(result, index + 1, len(self.stages)))
@@ -583,9 +604,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
                 f"{', '.join(bad)}. " + _NON_FINITE_HINT
             )
 
-    def _cluster_and_grow(self, index):
-        model = self.model
-        stage = self.stages[index]
+    def _cluster(self, model, index):
+        """Runs stage `index + 1`'s k-means on the embeddings of its convolution (the model's prefix up to it)."""
         conv = stage_layer(model, index + 1, "conv")
         position = model.layers.index(conv)
         prefix = keras.Sequential(
@@ -596,15 +616,32 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             lambda images: prefix(images, training=False), self.kmeans_data, self.kmeans_batch_size,
             stage=index + 1,
         )
-        kmeans, whitening, figures = cluster_stage(stage, index + 1, stream, self.seed,
-                                                   distribute=_kmeans_distribute(model))
+        return cluster_stage(self.stages[index], index + 1, stream, self.seed, distribute=_kmeans_distribute(model))
 
-        # Freeze the stage, drop its readout, append the assignment and the next stage.
-        with _strategy_scope(model):  # mirrored variables under tf.distribute
-            freeze_stage(model, stage, index + 1, kmeans.cluster_centers_, whitening)
-            self._add_stage(model, index + 1)
+    def _cluster_and_grow(self, index):
+        """Ends clustered stage `index + 1` and adds the next one.
+
+        Returns:
+            `(figures, next_figures, next_start)`: this stage's clustering
+            figures, the next stage's when it clusters first (else None), and
+            when the next stage's growth began.
+        """
+        model = self.model
+        stage, n = self.stages[index], index + 1
+        if stage.cluster == "patches":  # clustered when it began: only its readout goes (or its head, frozen)
+            figures = self._progress["patch_figures"]
+            with _strategy_scope(model):
+                drop_readout(model, n, keep_bottleneck=stage.handoff == "bottleneck")
+        else:
+            kmeans, whitening, figures = self._cluster(model, index)
+            # Freeze the stage, drop its readout, append the assignment.
+            with _strategy_scope(model):  # mirrored variables under tf.distribute
+                freeze_stage(model, stage, n, kmeans.cluster_centers_, whitening)
+        next_start = time.perf_counter()
+        next_figures = self._add_stage(model, index + 1)
+        with _strategy_scope(model):
             self._recompile(model)
-        return figures
+        return figures, next_figures, next_start
 
 
 def cluster_stage(stage, n, stream, seed=0, distribute=None):

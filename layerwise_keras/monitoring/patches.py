@@ -53,7 +53,8 @@ def receptive_field(model, stage):
 
     Composes the `stage{1..stage}_conv` layers' kernel sizes, strides and
     padding (`"valid"` or `"same"`, as Keras pads: the smaller half first),
-    and those of the `stage{n}_pool` input poolings where a stage has one.
+    and those of the `stage{n}_pool` input poolings where a stage has one
+    (and of a handed-on bottleneck's `stage{n}_readout_avgpool`).
 
     Args:
         model: a model grown by `LayerwiseTrainer` (or its portable form, or
@@ -81,7 +82,9 @@ def receptive_field(model, stage):
         if conv is None:
             raise ValueError(f"receptive_field: model '{model.name}' has no layer stage{n}_conv.")
         pool = stage_layer(model, n, "pool", required=False)
-        for layer in ([pool] if pool is not None else []) + [conv]:
+        # What stage n - 1 handed on: its pooled bottleneck (Stage(handoff="bottleneck")) pools too.
+        handoff = stage_layer(model, n - 1, "readout_avgpool", required=False) if n > 1 else None
+        for layer in [l for l in (handoff, pool) if l is not None] + [conv]:
             config = layer.get_config()
             kernel = config["kernel_size"] if layer is conv else config["pool_size"]
             strides = config["strides"]

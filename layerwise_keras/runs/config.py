@@ -144,7 +144,8 @@ def smoke_config(config, train, val, test, shrink=8, max_iter=10):
     config["dataset"].update(train=int(train), val=int(val), test=int(test))
     for stage in config["stages"]:
         stage["epochs"] = 1
-        stage["width"] = max(8, int(stage["width"]) // shrink)
+        if stage.get("width") is not None:  # None: a cluster-first stage's patch size
+            stage["width"] = max(8, int(stage["width"]) // shrink)
         if stage.get("clusters"):
             stage["clusters"] = max(8, int(stage["clusters"]) // shrink)
             stage.setdefault("kmeans", {})["max_iter"] = int(max_iter)

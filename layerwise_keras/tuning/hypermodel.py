@@ -217,7 +217,7 @@ class LayerwiseHyperModel(keras_tuner.HyperModel):
         for i in range(n):
             for key in ("width", "clusters", "assignment", "q", "whiten", "epochs"):
                 lists = space[key]
-                if lists is not None and i < len(lists):
+                if lists is not None and i < len(lists) and lists[i] != [None]:  # [None]: a patch stage's width
                     chosen[f"stage{i + 1}_{key}"] = self._pick(hp, f"stage{i + 1}_{key}", lists[i])
         lr = space["learning_rate"]
         if isinstance(lr, dict):

@@ -34,6 +34,25 @@ def _check_int(minimum):
     return check
 
 
+def _width_or_none(value, key):
+    """A width >= 1, or None (only a cluster-first stage's, see `_check_patch_widths`)."""
+    return None if value is None else _check_int(1)(value, key)
+
+
+def _check_patch_widths(lists, stages):
+    """A cluster-first stage (`cluster="patches"`) has no width to tune: its choices must be `[None]`."""
+    for n, (choices, stage) in enumerate(zip(lists, stages), start=1):
+        patches = stage.get("cluster", "embeddings") == "patches"
+        if patches and choices != [None]:
+            raise ValueError(
+                f"search space: stage {n} clusters its input patches (cluster='patches'); its convolution's width "
+                f"is the patch size, not tuned: give [null] for it, got {choices!r}."
+            )
+        if not patches and None in choices:
+            raise ValueError(f"search space: width values must be integers >= 1 (stage {n}), got None.")
+    return lists
+
+
 def _check_assignment(value, key):
     if value not in ASSIGNMENTS:
         raise ValueError(f"search space: {key} values must be in {ASSIGNMENTS}, got {value!r}.")
@@ -227,7 +246,8 @@ def validate_space(space, config, input_shape):
     n = len(stages)
     result = dict.fromkeys(SPACE_KEYS)
     if "width" in space:
-        result["width"] = _per_stage(space["width"], "width", n, _check_int(1), "stage")
+        result["width"] = _check_patch_widths(
+            _per_stage(space["width"], "width", n, _width_or_none, "stage"), stages)
     if "epochs" in space:
         result["epochs"] = _per_stage(space["epochs"], "epochs", n, _check_int(1), "stage")
     for key, check in (("clusters", _check_int(2)), ("assignment", _check_assignment), ("q", _check_int(1)),
@@ -295,7 +315,8 @@ def _learning_rate_of(optimizer_config):
 def default_space(config, tune_epochs=True):
     """Returns the search space `layerwise-keras tune` uses when given no `--space`.
 
-    Around the configuration's values: every stage's width in {w/2, w, 2w};
+    Around the configuration's values: every stage's width in {w/2, w, 2w}
+    (`[None]` for a cluster-first stage, whose width is its patch size);
     every clustered stage's K in {K/2, K, 2K} and its assignment in `hard`,
     `soft`, `triangle` (the configuration's first); every stage's epochs in
     {e/2, e, 2e} (rounded down, at least 1; left out when `tune_epochs` is
@@ -317,7 +338,7 @@ def default_space(config, tune_epochs=True):
     """
     config = validate_config(config)
     stages = config["stages"]
-    space = {"width": [_halve_double(s["width"], 1) for s in stages]}
+    space = {"width": [[None] if s["width"] is None else _halve_double(s["width"], 1) for s in stages]}
     if len(stages) > 1:
         space["clusters"] = [_halve_double(s["clusters"], 2) for s in stages[:-1]]
         # "nearest" with the stage's q = 1 is "hard": offered only where the stage already uses it.

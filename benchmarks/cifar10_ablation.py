@@ -13,9 +13,16 @@ images, and per stage its validation accuracy at the stage's end. Stage 1's
 is the two-layer net before clustering and stage n+1's is a net trained on
 stage n's code after it, so the gap between them is what clustering costs.
 
-Two of the issue's rows do not apply: `cifar10_best` hands the next stage
-its code (not the bottleneck output) and trains before it clusters (not
-cluster-first); neither alternative is built.
+`cifar10_best` trains each stage before it clusters (the paper's order);
+the `cluster_first` row clusters every clustered stage's whitened input
+patches first instead (`Stage(cluster="patches")`) and trains its head on
+the code; `bottleneck_handoff` also hands the next stage the head's pooled
+bottleneck instead of the code (`Stage(handoff="bottleneck")`, the
+follow-up's stacking).
+
+`--add-to FILE.json` runs more rows into an earlier results file of the
+same budget and base configuration (checked), each added row with its own
+command, commit and date; a row already in the file is refused.
 
 Not the full runs: the budget is cut to fit this 2-core CPU; `--quick` is a
 smoke test on a tiny slice with narrow stages. The local CIFAR-10 copy is
@@ -25,10 +32,12 @@ Writes `benchmarks/results/cifar10_ablation.{json,md}` (`_quick` with `--quick`)
 
 Usage:
     python benchmarks/cifar10_ablation.py [--train 10000] [--epochs 2] [--rows base no_whitening ...] [--quick]
+    python benchmarks/cifar10_ablation.py --add-to benchmarks/results/cifar10_ablation.json --rows cluster_first
 """
 
 import argparse
 import copy
+import json
 import os
 import resource
 import sys
@@ -58,16 +67,29 @@ def base_config(train, val, epochs, data_dir, quick=False):
     return config
 
 
+CLUSTERING_KEYS = ("whiten", "assignment", "q", "width", "cluster", "handoff")  # set on clustered stages only
+
+
 def _stages(**changes):
     """A row that sets `changes` on every stage (the clustering keys only on clustered stages)."""
     def edit(config):
         for stage in config["stages"]:
             for key, value in changes.items():
-                if key in ("whiten", "assignment", "q") and stage.get("clusters") is None:
+                if key in CLUSTERING_KEYS and stage.get("clusters") is None:
                     continue
                 stage[key] = value(stage) if callable(value) else value
         return config
     return edit
+
+
+def _bottleneck_handoff(config):
+    """Cluster-first stages that hand on their pooled bottleneck (the follow-up's stacking); the hand-off is
+    pooled by the head already, so the later stages' input pooling goes."""
+    config = _stages(width=None, cluster="patches", handoff="bottleneck")(config)
+    for stage in config["stages"][1:]:
+        stage.pop("input_pool", None)
+        stage.pop("input_pool_strides", None)
+    return config
 
 
 def _no_augmentation(config):
@@ -82,6 +104,14 @@ ROWS = {  # name: (edit of the base config, what the row changes)
             "hard one-hot code of the nearest centroid (q = 1) instead of the triangle code"),
     "nearest_code": (_stages(assignment="nearest", q=lambda stage: max(1, stage["clusters"] // 8)),
                      "multi-hot code of the K/8 nearest centroids instead of the triangle code"),
+    "cluster_first": (_stages(width=None, cluster="patches"),
+                      "every clustered stage clusters its whitened input patches first (cluster-first) and "
+                      "trains its head on the code, instead of training its convolution and clustering its "
+                      "embeddings (the paper's order)"),
+    "bottleneck_handoff": (_bottleneck_handoff,
+                           "cluster-first stages that hand the next stage their head's pooled 64-channel bottleneck "
+                           "(whitened and clustered again there) instead of their code; the later stages' input "
+                           "pooling goes (the head pooled already)"),
     "no_batchnorm": (_stages(batchnorm=False), "heads without BatchNorm"),
     "flatten_readout": (_stages(readout="flatten"),
                         "each head a dense layer on the flattened map instead of the pooled head"),
@@ -142,9 +172,47 @@ def markdown(report):
             f"{_fmt(s[0]['cluster_usage'] if s else None, '{:.2f}')} | {r['seconds']:.0f} |"
         )
     lines += ["", "Rows:"] + [f"- {r['row']}: {ROWS[r['row']][1]}." for r in report["rows"]]
-    lines += ["- not run: the issue's bottleneck hand-off and cluster-first rows (`cifar10_best` uses neither; "
-              "neither is built)."]
+    added = [r for r in report["rows"] if "commit" in r]
+    if added:
+        lines += ["", "Rows added later to this file (same budget and base configuration, checked; their row "
+                  "seconds were measured in another run):"]
+        lines += [f"- {r['row']}: `{r['command']}`, commit `{r['commit']}`, {r['date']}" for r in added]
     return "\n".join(lines) + "\n"
+
+
+def _comparable(config):
+    """A base configuration with its stages in normal form (`Stage` defaults filled in), for comparison."""
+    from layerwise_keras.growth.stage import Stage
+
+    config = copy.deepcopy(config)
+    config["stages"] = [Stage.from_config(s).get_config() for s in config["stages"]]
+    config["dataset"].get("options", {}).pop("data_dir", None)
+    config.pop("description", None)  # prose, not what runs
+    return config
+
+
+def _refuse(message):
+    print(f"cifar10_ablation.py: error: --add-to: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _earlier(path, report, rows):
+    """The rows of an earlier results file to add `rows` to; exits 2 when it is not the same ablation."""
+    try:
+        with open(path) as f:
+            earlier = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        _refuse(f"cannot read {path}: {err}")
+    for key in ("quick", "sizes", "budget"):
+        if earlier.get(key) != report[key]:
+            _refuse(f"{path} has {key} {earlier.get(key)!r}, this run {report[key]!r}; rows of different budgets "
+                    "are not comparable.")
+    if _comparable(earlier["base_config"]) != _comparable(report["base_config"]):
+        _refuse(f"{path} was run from another base configuration than today's `{BASE}`; rerun every row.")
+    present = sorted({r["row"] for r in earlier["rows"]} & set(rows))
+    if present:
+        _refuse(f"{path} already holds the rows {present}; rerun them into a new --output folder.")
+    return earlier
 
 
 def main(argv=None):
@@ -156,6 +224,8 @@ def main(argv=None):
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--quick", action="store_true", help="smoke mode: 600 images, narrow stages, 1 epoch per stage")
     parser.add_argument("--output", default=RESULTS)
+    parser.add_argument("--add-to", metavar="FILE.json",
+                        help="add the rows to this earlier results file (same budget and base configuration)")
     args = parser.parse_args(argv)
     if args.quick:
         args.train, args.val, args.epochs = 600, 200, 1
@@ -174,11 +244,17 @@ def main(argv=None):
                         f"`{BASE}` (batch {base['batch_size']}, seed {base['seed']})",
               "rows": []}
     stem = "cifar10_ablation" + ("_quick" if args.quick else "")
+    if args.add_to:
+        report = _earlier(args.add_to, report, args.rows)
     for name in args.rows:
         config = ROWS[name][0](copy.deepcopy(base))
-        report["rows"].append({**run_row(name, config, splits, seed=0), "config": config})
-        report.update(command=command, commit=started_at, date=now(), machine=machine_info(),
-                      total_seconds=time.perf_counter() - start)
+        row = {**run_row(name, config, splits, seed=0), "config": config}
+        if args.add_to:
+            row.update(command=command, commit=started_at, date=now())
+        else:
+            report.update(command=command, commit=started_at, date=now(), machine=machine_info(),
+                          total_seconds=time.perf_counter() - start)
+        report["rows"].append(row)
         write_results(args.output, stem, report, markdown(report))  # after every row: a cut run keeps its rows
     return 0
 

@@ -185,8 +185,11 @@ def markdown(report):
     if e2e is not None:
         lines.append(f"Layerwise / end-to-end fit time: {report['time_ratio']:.2f}; time to 73.4 % validation "
                      f"accuracy ratio: {_fmt(report['time_to_paper_accuracy_ratio'], '{:.2f}')}.")
+    first = [n for n, s in enumerate(report["config"]["stages"], start=1) if s.get("cluster") == "patches"]
     lines += ["", "Stage n's validation accuracy is its two-layer net's, before its clustering step; stage n+1's is a "
-              "net trained on stage n's code, after it.", "",
+              "net trained on stage n's code, after it."
+              + (f" Cluster-first stages ({', '.join(map(str, first))}): their head's, trained on their own code "
+                 "after clustering." if first else ""), "",
               "| stage | val acc at stage end | clusters used | stage s | k-means s | k-means iterations |",
               "|---|---|---|---|---|---|"]
     accuracies = [s.get("val_accuracy") for s in lw["stages"]]

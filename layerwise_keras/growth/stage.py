@@ -37,26 +37,6 @@ class Stage:
         clusters: int K, the number of k-means clusters the stage's
             embeddings are grouped into, or `None` for the last stage, whose
             readout is the final classifier.
-        cluster: what k-means clusters. `"embeddings"` (the default, the
-            paper's order): the stage trains its convolution + readout by
-            gradient descent, then clusters the convolution's embeddings.
-            `"patches"` (cluster first, as Thiry et al. 2021 and Brutzkus et
-            al. 2022): the stage's convolution is a frozen patch extraction
-            (an identity kernel, no bias, no ReLU), k-means clusters the
-            (whitened, with `whiten`) input patches when the stage begins, and
-            the stage's `epochs` train its readout by gradient descent on the
-            code; the readout is dropped when the stage ends, as in the paper's
-            order. Needs `clusters` and `width=None`. In the end-to-end twin
-            (`end_to_end_model`) the convolution is an ordinary trainable
-            convolution + ReLU of the same shape.
-        handoff: what the next stage receives: `"code"` (the default, the
-            paper: the cluster assignment's output) or `"bottleneck"` (the
-            follow-up's stacking, Brutzkus et al. 2022): the stage's pooled
-            readout up to its 1x1 bottleneck (average pooling -> BatchNorm ->
-            1x1 convolution), frozen and kept after the assignment, so the
-            next stage whitens and clusters a dense `bottleneck`-channel map.
-            Needs `cluster="patches"` (whose readout is trained on the code)
-            and `readout="pooled"`.
         epochs: int, training epochs of the stage's two-layer net (with
             `patience`: the most it may take).
         steps: int or None, a budget in gradient steps instead of epochs:
@@ -115,6 +95,26 @@ class Stage:
         input_pool_strides: int or pair, or None for `input_pool`.
         kmeans: dict of extra `layerwise_keras.KMeans` arguments
             (`max_iter`, `tol`, `max_points_per_centroid`, `init`, ...).
+        cluster: what k-means clusters. `"embeddings"` (the default, the
+            paper's order): the stage trains its convolution + readout by
+            gradient descent, then clusters the convolution's embeddings.
+            `"patches"` (cluster first, as Thiry et al. 2021 and Brutzkus et
+            al. 2022): the stage's convolution is a frozen patch extraction
+            (an identity kernel, no bias, no ReLU), k-means clusters the
+            (whitened, with `whiten`) input patches when the stage begins, and
+            the stage's `epochs` train its readout by gradient descent on the
+            code; the readout is dropped when the stage ends, as in the paper's
+            order. Needs `clusters` and `width=None`. In the end-to-end twin
+            (`end_to_end_model`) the convolution is an ordinary trainable
+            convolution + ReLU of the same shape.
+        handoff: what the next stage receives: `"code"` (the default, the
+            paper: the cluster assignment's output) or `"bottleneck"` (the
+            follow-up's stacking, Brutzkus et al. 2022): the stage's pooled
+            readout up to its 1x1 bottleneck (average pooling -> BatchNorm ->
+            1x1 convolution), frozen and kept after the assignment, so the
+            next stage whitens and clusters a dense `bottleneck`-channel map.
+            Needs `cluster="patches"` (whose readout is trained on the code)
+            and `readout="pooled"`.
 
     Returns:
         A `Stage` (a dataclass; `get_config()` / `Stage.from_config()` convert
@@ -131,8 +131,6 @@ class Stage:
     kernel_size: object = 3
     strides: object = None
     clusters: object = None
-    cluster: str = "embeddings"
-    handoff: str = "code"
     epochs: int = 1
     steps: object = None
     patience: object = None
@@ -153,6 +151,8 @@ class Stage:
     input_pool: object = None
     input_pool_strides: object = None
     kmeans: dict = dataclasses.field(default_factory=dict)
+    cluster: str = "embeddings"
+    handoff: str = "code"
 
     def __post_init__(self):
         if self.cluster not in CLUSTER_SOURCES:

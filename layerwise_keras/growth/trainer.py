@@ -145,7 +145,9 @@ class LayerwiseTrainer(keras.callbacks.Callback):
     (messages about a likely failed stage: near-chance accuracy, collapsed
     clusters; also issued as `StageWarning`) and, for a clustered stage,
     `kmeans_counts`: the list of points per cluster at k-means' final
-    assignment (over the points Lloyd ran on).
+    assignment (over the points Lloyd ran on). A cluster-first stage
+    (`Stage(cluster="patches")`) is clustered when it begins, before its
+    epochs; its figures are reported with the rest at its end.
 
     Args:
         stages: list of `Stage`; every stage but the last needs `clusters`.
@@ -548,7 +550,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             variable.assign(value)
 
     def _diagnose(self, index, result):
-        """One clear message per likely failure of a stage: divergence or too few steps (near-chance accuracy), collapsed clusters."""
+        """One clear message per likely failure of a stage: near chance (diverged, or too few steps), collapsed clusters."""
         n = index + 1
         messages = []
         chance = 1.0 / self.num_classes

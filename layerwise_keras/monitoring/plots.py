@@ -156,7 +156,7 @@ def plot_stage_accuracy(metrics, path, overwrite=False):
     ax.grid(axis="y", alpha=0.4)
     title = "Accuracy per epoch: layerwise growth" + (" vs end-to-end SGD" if baseline else "")
     if metrics.get("name"):
-        title = f"{metrics['name']} — {title}"
+        title = f"{metrics['name']}\n{title}"  # two lines: a long name would be cut off
     fig.suptitle(title, fontsize=12)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=9, frameon=False)
     return _save(fig, path)

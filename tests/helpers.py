@@ -63,3 +63,20 @@ def tree_digest(folder):
             with open(path, "rb") as f:
                 digest.update(f.read())
     return digest.hexdigest()
+
+
+def assert_export_parity(model, x, expected, folder, min_classes=2):
+    """Exports `model` to SavedModel, LiteRT and ONNX under `folder` and checks each against `expected`.
+
+    SavedModel within 1e-5, LiteRT and ONNX within 1e-4, and the same top-1 class on every image. The
+    expected predictions must use at least `min_classes` classes, or parity would be trivially met.
+    """
+    from layerwise_keras import export
+
+    assert len(np.unique(expected.argmax(-1))) >= min_classes
+    checks = [(export.predict_saved_model(export.export_saved_model(model, str(folder / "sm")), x), 1e-5),
+              (export.predict_litert(export.export_litert(model, str(folder / "m.tflite")), x), 1e-4),
+              (export.predict_onnx(export.export_onnx(model, str(folder / "m.onnx")), x), 1e-4)]
+    for got, tol in checks:
+        assert np.abs(np.asarray(got) - expected).max() <= tol
+        np.testing.assert_array_equal(np.asarray(got).argmax(-1), expected.argmax(-1))

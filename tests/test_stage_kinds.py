@@ -12,6 +12,7 @@ import pytest
 import keras
 
 import layerwise_keras as lk
+from helpers import assert_export_parity
 from layerwise_keras import export
 from layerwise_keras.clustering.whitening import WhitenedStream, fit_zca
 from layerwise_keras.growth.builder import grown_model, stage_layer
@@ -265,15 +266,7 @@ def test_new_kinds_export_with_parity(new_kinds_model, tmp_path):
     assert {"stage1_whiten", "stage2_whiten"} <= {l.name for l in portable.layers}
     assert not any(isinstance(l, ClusterAssignment) for l in portable.layers)
     np.testing.assert_allclose(portable.predict(x, verbose=0), expected, atol=1e-5)
-    saved = export.export_saved_model(model, str(tmp_path / "sm"))
-    checks = [(export.predict_saved_model(saved, x), 1e-5),
-              (export.predict_litert(export.export_litert(model, str(tmp_path / "m.tflite")), x), 1e-4),
-              (export.predict_onnx(export.export_onnx(model, str(tmp_path / "m.onnx")), x), 1e-4)]
-    # The codes must not be degenerate, or parity would be trivially met.
-    assert len(np.unique(expected.argmax(-1))) >= 2
-    for got, tol in checks:
-        assert np.abs(np.asarray(got) - expected).max() <= tol
-        np.testing.assert_array_equal(np.asarray(got).argmax(-1), expected.argmax(-1))
+    assert_export_parity(model, x, expected, tmp_path)  # on codes that are not degenerate (>= 2 classes predicted)
 
 
 @pytest.mark.parametrize("form", ["grown", "portable"])

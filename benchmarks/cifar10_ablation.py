@@ -22,8 +22,8 @@ bottleneck instead of the code (`Stage(handoff="bottleneck")`, the
 follow-up's stacking).
 
 `--add-to FILE.json` runs more rows into an earlier results file of the
-same budget and base configuration (checked), each added row with its own
-command, commit and date; a row already in the file is refused.
+same budget, base configuration and machine (checked), each added row with
+its own command, commit and date; a row already in the file is refused.
 
 Not the full runs: the budget is cut to fit this 2-core CPU; `--quick` is a
 smoke test on a tiny slice with narrow stages. The local CIFAR-10 copy is
@@ -178,8 +178,8 @@ def markdown(report):
     lines += ["", "Rows:"] + [f"- {r['row']}: {ROWS[r['row']][1]}." for r in report["rows"]]
     added = [r for r in report["rows"] if "commit" in r]
     if added:
-        lines += ["", "Rows added later to this file (same budget and base configuration, checked; their row "
-                  "seconds were measured in another run):"]
+        lines += ["", "Rows added later to this file (same budget, base configuration and machine, checked; their "
+                  "row seconds were measured in another run):"]
         lines += [f"- {r['row']}: `{r['command']}`, commit `{r['commit']}`, {r['date']}" for r in added]
     return "\n".join(lines) + "\n"
 
@@ -193,6 +193,10 @@ def _comparable(config):
     config["dataset"].get("options", {}).pop("data_dir", None)
     config.pop("description", None)  # prose, not what runs
     return config
+
+
+# What must match for rows to share a results file's machine line.
+MACHINE_KEYS = ("cpu_count", "processor", "gpus", "backend", "keras", "tensorflow")
 
 
 def _refuse(message):
@@ -211,6 +215,11 @@ def _earlier(path, report, rows):
         if earlier.get(key) != report[key]:
             _refuse(f"{path} has {key} {earlier.get(key)!r}, this run {report[key]!r}; rows of different budgets "
                     "are not comparable.")
+    here = {k: machine_info().get(k) for k in MACHINE_KEYS}
+    there = {k: earlier.get("machine", {}).get(k) for k in MACHINE_KEYS}
+    if here != there:
+        _refuse(f"{path} was measured on another machine or software ({there}; here: {here}); its header would "
+                "mislabel the new rows.")
     if _comparable(earlier["base_config"]) != _comparable(report["base_config"]):
         _refuse(f"{path} was run from another base configuration than today's `{BASE}`; rerun every row.")
     present = sorted({r["row"] for r in earlier["rows"]} & set(rows))

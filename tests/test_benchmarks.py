@@ -22,7 +22,7 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
     n_stages = len(load_config(config)["stages"])
     script = os.path.join(ROOT, "benchmarks", "cifar10.py")
     cmd = [sys.executable, script, "--config", config, "--quick", "--train", "300", "--data-dir", SHARED,
-           "--output", str(tmp_path), "--save-model", str(tmp_path / "m.keras")]
+           "--output", str(tmp_path), "--save-model", str(tmp_path / "m.keras"), "--probe-epochs", "1"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # never overwrites a saved model
@@ -49,6 +49,13 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
     assert 0.0 < report["layerwise"]["kmeans_share"] < 1.0
     md = (tmp_path / f"cifar10_{config}_quick.md").read_text()
     assert "QUICK MODE" in md and report["commit"] in md and "clusters used" in md
+    # Both configs cluster in the paper's order: every clustered stage gets a code probe, the classifier none.
+    assert report["config"]["probe_epochs"] == 1
+    for s in report["layerwise"]["stages"][:-1]:
+        assert 0.0 <= s["code_probe_val_accuracy"] <= 1.0 and s["code_probe_epochs"] == 1
+        assert s["clustering_cost"] == pytest.approx(s["val_accuracy"] - s["code_probe_val_accuracy"])
+    assert "code_probe_val_accuracy" not in report["layerwise"]["stages"][-1]
+    assert "cost of clustering" in md
 
 
 @pytest.mark.skipif(NO_CIFAR, reason=f"no local CIFAR-10 copy at {SHARED}/cifar10")

@@ -1,5 +1,6 @@
 """Tests of `layerwise_keras.monitoring.plots` and `layerwise-keras report` / `train --baseline`."""
 
+import copy
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from layerwise_keras.monitoring import plots as viz
 from helpers import TINY_CLI_CONFIG  # noqa: E402
 
 ORANGE = np.array([255, 127, 14])  # matplotlib's "C1": the baseline curve
+GREEN = np.array([44, 160, 44])  # "C2": the code probes
 
 BASELINE_CONFIG = TINY_CLI_CONFIG
 REPORT_PNGS = ["accuracy.png", "cluster_atlas_stage1.png", "cluster_atlas_stage2.png", "confusion.png",
@@ -38,6 +40,10 @@ def _non_blank(image):
 
 def _orange_pixels(image):
     return int((np.abs(image[..., :3] - ORANGE).max(-1) < 30).sum())
+
+
+def _green_pixels(image):
+    return int((np.abs(image[..., :3] - GREEN).max(-1) < 30).sum())
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +90,12 @@ def test_plots_write_valid_non_blank_pngs_and_refuse_to_overwrite(grown_digits, 
     assert _orange_pixels(image) == 0  # no baseline in these metrics, so no baseline curve
     with pytest.raises(FileExistsError, match="overwrite"):
         viz.plot_stage_accuracy(metrics, path)
+    assert _green_pixels(image) == 0  # no code probes in these metrics
+    probed = copy.deepcopy(metrics)
+    probed["stages"][0]["code_probe_val_accuracy"] = 0.5
+    assert _green_pixels(_png(viz.plot_stage_accuracy(probed, str(tmp_path / "probed.png")))) > 20
+    del probed["history"]  # the per-stage fallback marks them too
+    assert _green_pixels(_png(viz.plot_stage_accuracy(probed, str(tmp_path / "per_stage.png")))) > 20
 
     y_true = np.array([0, 0, 1, 1, 2, 2, 2])
     y_pred = np.array([0, 1, 1, 1, 2, 0, 2])

@@ -20,7 +20,10 @@ and nowhere else:
 * `grown_model(stages, ...)`: the network after growth, untrained (tuner
   reloads load weights into it);
 * `end_to_end_model(stages, ...)`: the same convolutions and last readout
-  without clustering, the end-to-end SGD baseline.
+  without clustering, the end-to-end SGD baseline;
+* `code_probe_model(model, stage, n, num_classes)`: a grown model's frozen
+  layers up to stage n's code under a fresh readout (what a head trained on
+  the code reaches: the cost of stage n's clustering step).
 
 **The stage-layer registry.** Every layer a stage adds is named
 `stage{n}_{role}` by `layer_name` (roles in `ROLES`); `stage_layer`,
@@ -630,3 +633,39 @@ def end_to_end_model(stages, input_shape, num_classes, seed=0, name="end_to_end"
         if n < len(stages) and stage.handoff == "bottleneck":
             append_handoff(model, stage, n, num_classes, seed, frozen=False)
     return model
+
+
+def code_probe_model(model, stage, n, num_classes, seed=0):
+    """Stage `n`'s code under a fresh readout of its kind: a probe of what the clustering step kept.
+
+    The grown `model`'s layers up to stage `n`'s assignment, shared and
+    frozen (training the probe changes nothing in `model`), then a new
+    `stage_readout(stage, n, ...)`. Trained on the code, its accuracy beside
+    the stage's own (its two-layer net's, before clustering) is the cost of
+    the clustering step.
+
+    Args:
+        model: a grown `keras.Sequential` (or one still growing) in which
+            stage `n` is clustered.
+        stage: stage `n`'s `Stage` (its readout settings are used).
+        n: 1-based stage index.
+        num_classes: int, the readout's width.
+        seed: int, seeds the readout's initialisers.
+
+    Returns:
+        An uncompiled `keras.Sequential` named `stage{n}_code_probe`.
+
+    Example:
+
+    >>> probe = code_probe_model(model, stage, 1, num_classes=10)
+    >>> probe.layers[-1].name
+    'stage1_readout'
+    """
+    prefix = model.layers[: model.layers.index(stage_layer(model, n, "assign")) + 1]
+    trainable = [layer.name for layer in prefix if layer.trainable_weights]
+    if trainable:
+        raise ValueError(f"code_probe_model: stage {n}'s code is not frozen in model '{model.name}' "
+                         f"(trainable layers {trainable}); probe a grown model.")
+    probe = keras.Sequential([keras.Input(tuple(model.input_shape[1:])), *prefix], name=f"stage{n}_code_probe")
+    append_readout(probe, stage, n, num_classes, seed)
+    return probe

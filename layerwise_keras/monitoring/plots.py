@@ -73,6 +73,12 @@ def _load_metrics(metrics):
     return metrics
 
 
+def _code_probes(metrics):
+    """`(stage, accuracy)` of every stage with a code probe (`probe_epochs`) in `metrics["stages"]`."""
+    return [(n, s["code_probe_val_accuracy"]) for n, s in enumerate(metrics.get("stages") or [], start=1)
+            if s.get("code_probe_val_accuracy") is not None]
+
+
 def plot_stage_accuracy(metrics, path, overwrite=False):
     """Plots validation accuracy per epoch of layerwise growth, stage by stage.
 
@@ -80,7 +86,11 @@ def plot_stage_accuracy(metrics, path, overwrite=False):
     dashed) against the epoch, with each stage's epochs shaded and the stage
     boundaries (where the stage is clustered and frozen) marked; the
     end-to-end SGD baseline's validation accuracy when `metrics["baseline"]`
-    has it; test accuracies in the legend. Metrics without a per-epoch
+    has it; test accuracies in the legend; where `metrics["stages"]` hold
+    code probes (config `probe_epochs`), the validation accuracy of a fresh
+    head trained on each stage's code, at its boundary (the cost of the
+    clustering step is the drop from the stage's last epoch to it). Metrics
+    without a per-epoch
     `history` (written by an older `layerwise-keras train`) get the
     validation accuracy at the end of each stage instead.
 
@@ -124,6 +134,12 @@ def plot_stage_accuracy(metrics, path, overwrite=False):
         label = "validation" if key == "val_accuracy" else "training"
         ax.plot(epochs, curve, "o-", color="C0", linewidth=2, label=f"layerwise, {label}{test_note}")
         values.extend(curve)
+        ends = {s: epochs[stages == s][-1] for s in np.unique(stages)}
+        probes = [(ends[n] + 0.5, a) for n, a in _code_probes(metrics) if n in ends]
+        if probes:
+            ax.plot(*zip(*probes), "D", color="C2", markersize=7, linestyle="none",
+                    label="fresh head trained on the stage's code (after clustering)")
+            values.extend(a for _, a in probes)
         if key == "val_accuracy" and history.get("accuracy"):
             train = np.asarray(history["accuracy"], dtype=float)
             ax.plot(epochs[: len(train)], train, "--", color="C0", alpha=0.55, label="layerwise, training")
@@ -145,6 +161,11 @@ def plot_stage_accuracy(metrics, path, overwrite=False):
         ax.plot(stages, per_stage, "o-", color="C0", linewidth=2,
                 label=f"layerwise, accuracy at the end of each stage{test_note}")
         values.extend(per_stage)
+        probes = _code_probes(metrics)
+        if probes:
+            ax.plot(*zip(*probes), "D", color="C2", markersize=7, linestyle="none",
+                    label="fresh head trained on the stage's code (after clustering)")
+            values.extend(a for _, a in probes)
         if baseline.get("test_accuracy") is not None:
             ax.axhline(baseline["test_accuracy"], color="C1", linestyle="--", label="end-to-end SGD, test")
             values.append(baseline["test_accuracy"])

@@ -16,6 +16,11 @@ A configuration is a dict (usually a JSON file):
 `stages` entries are `layerwise_keras.Stage` fields; `optimizer` is any
 config `keras.optimizers.get` accepts. Bundled configurations live in
 `layerwise_keras/runs/configs/` and are addressed by name (`"hierarchical_digits"`).
+
+Optional keys: `name`, `seed`, `description`; `cache` (grow on cached
+cluster ids, `growth.cached`); `probe_epochs` (default 0: after growth,
+train a fresh readout on each paper-order stage's frozen code for this many
+epochs and report its accuracy beside the stage's own, `pipeline.probe_codes`).
 """
 
 import copy
@@ -27,7 +32,7 @@ from layerwise_keras.growth.stage import Stage
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 REQUIRED = ("dataset", "stages", "optimizer", "batch_size")
-OPTIONAL = ("name", "seed", "description", "cache")
+OPTIONAL = ("name", "seed", "description", "cache", "probe_epochs")
 
 
 def bundled_configs():
@@ -85,6 +90,12 @@ def validate_config(config, source="config"):
     ):
         raise ValueError(f"{source}: batch_size must be a positive integer, got {batch_size!r}.")
     config["batch_size"] = int(batch_size)
+    if "probe_epochs" in config:
+        probe = config["probe_epochs"]
+        if isinstance(probe, bool) or not isinstance(probe, numbers.Real) or not float(probe).is_integer() or probe < 0:
+            raise ValueError(f"{source}: probe_epochs must be a non-negative integer (0: no code probes), "
+                             f"got {probe!r}.")
+        config["probe_epochs"] = int(probe)
     return config
 
 

@@ -37,7 +37,7 @@ from layerwise_keras.clustering.purity import stage_purities
 from layerwise_keras.datasets.checks import check_splits
 from layerwise_keras.datasets.splits import load_splits
 from layerwise_keras.export.artifacts import save_artifacts
-from layerwise_keras.growth.builder import end_to_end_model, input_model
+from layerwise_keras.growth.builder import code_probe_model, end_to_end_model, input_model
 from layerwise_keras.growth.checkpoint import GrowthCheckpoint, read_checkpoint
 from layerwise_keras.growth.inspect import assignments
 from layerwise_keras.growth.stage import Stage
@@ -131,7 +131,10 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
         `test_accuracy`, `stages` (per-stage figures, with `test_purity`
         where the dataset has true latents), `train_seconds` and `history`
         (per-epoch lists `loss`, `accuracy`, `val_loss`, `val_accuracy` and
-        `stage`).
+        `stage`). With config `probe_epochs` >= 1, each paper-order
+        clustered stage's figures also hold `code_probe_val_accuracy`,
+        `code_probe_epochs`, `code_probe_seconds` and `clustering_cost`
+        (`probe_codes`, run after growth; not in `train_seconds`).
 
     Example:
 
@@ -156,7 +159,20 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
                 "grow: \"cache\": true cannot be combined with dataset option \"augment\": augmented images "
                 "change every epoch, so their cluster maps cannot be cached; drop one of the two."
             )
-        return _grow_cached(config, splits, stages, seed, verbose)
+        model, figures = _grow_cached(config, splits, stages, seed, verbose)
+    else:
+        model, figures = _grow(config, splits, stages, seed, verbose, callbacks, checkpoint_dir, resume,
+                               checkpoint_every)
+    if config.get("probe_epochs"):
+        for n, result in probe_codes(model, config, splits, seed=seed, verbose=verbose).items():
+            stage = figures["stages"][n - 1]
+            stage.update(result)
+            if "val_accuracy" in stage:
+                stage["clustering_cost"] = stage["val_accuracy"] - result["code_probe_val_accuracy"]
+    return model, figures
+
+
+def _grow(config, splits, stages, seed, verbose, callbacks, checkpoint_dir, resume, checkpoint_every):
     trainer = LayerwiseTrainer(
         stages, splits["num_classes"], kmeans_data=splits["x_train"], seed=seed, verbose=verbose,
         steps_per_epoch=-(-len(splits["x_train"]) // config["batch_size"]),  # the batches of _train_data
@@ -194,6 +210,61 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
     return model, figures
 
 
+def probe_codes(model, config, splits, seed=0, verbose=0):
+    """Trains a fresh readout on each paper-order stage's frozen code: what its clustering step cost.
+
+    For every clustered stage `n` in the paper's order (train, then cluster
+    the embeddings), `growth.builder.code_probe_model` puts a new readout of
+    the stage's kind on the grown model's frozen layers up to stage `n`'s
+    code and trains it for `config["probe_epochs"]` epochs on the training
+    data (same optimiser, batch size, augmentation and stage `schedule`);
+    the grown model is not changed. A cluster-first stage
+    (`Stage(cluster="patches")`) is skipped: its own accuracy is already a
+    head trained on its code.
+
+    Args:
+        model: the grown `keras.Sequential`.
+        config: a validated configuration dict with `probe_epochs` >= 1.
+        splits: the dict of `load_splits`.
+        seed: int, seeds the readouts and shuffling.
+        verbose: Keras verbosity for `fit`.
+
+    Returns:
+        A dict `{n: figures}` with `code_probe_val_accuracy` (validation
+        accuracy after the last probe epoch), `code_probe_epochs` and
+        `code_probe_seconds`; `grow` adds them to the stage's figures with
+        `clustering_cost` (the stage's validation accuracy before
+        clustering minus the probe's).
+
+    Example:
+
+    >>> probe_codes(model, dict(config, probe_epochs=2), splits)[1]["clustering_cost"]
+    """
+    epochs = int(config.get("probe_epochs") or 0)
+    if epochs < 1:
+        raise ValueError(f"probe_codes: config probe_epochs must be >= 1, got {config.get('probe_epochs')!r}.")
+    stages = [Stage.from_config(s) for s in config["stages"]]
+    results = {}
+    for n, stage in enumerate(stages[:-1], start=1):
+        if stage.cluster == "patches":
+            continue
+        keras.utils.set_random_seed(seed + n)
+        probe = _compile(code_probe_model(model, stage, n, splits["num_classes"], seed=seed), config)
+        callbacks = []
+        if stage.schedule is not None:
+            base = float(probe.optimizer.learning_rate)
+            callbacks.append(keras.callbacks.LearningRateScheduler(
+                lambda epoch, lr, stage=stage: base * stage.lr_factor(epoch, epochs)))
+        train, val = _train_data(config, splits, seed)
+        start = time.perf_counter()
+        history = probe.fit(train, epochs=epochs, validation_data=val, callbacks=callbacks, verbose=verbose,
+                            shuffle=False)  # `train` reshuffles itself every epoch
+        accuracy = float(history.history["val_accuracy"][-1])
+        results[n] = {"code_probe_val_accuracy": accuracy, "code_probe_epochs": epochs,
+                      "code_probe_seconds": time.perf_counter() - start}
+    return results
+
+
 def _grow_cached(config, splits, stages, seed, verbose):
     from layerwise_keras.growth.cached import grow_cached  # TensorFlow-only: imported when a config asks for it
 
@@ -224,7 +295,7 @@ def _figures(model, splits, stage_results, test_accuracy, train_seconds, history
                     "(Stage(steps=...) or Stage(patience=..., epochs=...)) or too few points per cluster."
                 )
                 per_stage[n - 1].setdefault("warnings", []).append(message)
-                warnings.warn(message, StageWarning, stacklevel=3)
+                warnings.warn(message, StageWarning, stacklevel=4)  # _figures <- _grow* <- grow <- caller
     return {
         "test_accuracy": test_accuracy, "stages": per_stage, "train_seconds": train_seconds,
         "history": history,

@@ -52,3 +52,16 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+# What must match for figures measured later to share a results file's machine line.
+MACHINE_KEYS = ("cpu_count", "processor", "gpus", "backend", "keras", "tensorflow")
+
+
+def machine_mismatch(earlier):
+    """`None` when this machine and software match an earlier results file's `machine`, else what differs."""
+    from layerwise_keras.runs.machine import machine_info
+
+    here = {k: machine_info().get(k) for k in MACHINE_KEYS}
+    there = {k: (earlier or {}).get(k) for k in MACHINE_KEYS}
+    return None if here == there else f"{there}; here: {here}"

@@ -19,9 +19,15 @@ Usage:
                                  [--probe-epochs N]
     python benchmarks/cifar10.py --markdown-only benchmarks/results/cifar10_cifar10_paper.json
     python benchmarks/cifar10.py --config cifar10_best --atlas M.keras   (the pictures of a saved run)
+    python benchmarks/cifar10.py --add-probes benchmarks/results/cifar10_cifar10_best.json --model M.keras --probe-epochs 2
+
+`--add-probes` measures code probes (`--probe-epochs`) afterwards on the model a run saved with `--save-model`:
+it checks that the model gives the file's test accuracy on the same split (so it is that run's) and that this
+is the same machine and software, then adds the probes to the file, with their own command, commit and date.
 """
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -32,10 +38,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from _common import HERE, RESULTS, commit, now, write_results  # noqa: E402
+from _common import HERE, RESULTS, commit, machine_mismatch, now, write_results  # noqa: E402
 from layerwise_keras import datasets  # noqa: E402
-from layerwise_keras.runs.config import load_config, smoke_config  # noqa: E402
-from layerwise_keras.runs.pipeline import machine_info, end_to_end, grow, load_splits  # noqa: E402
+from layerwise_keras.runs.config import load_config, smoke_config, validate_config  # noqa: E402
+from layerwise_keras.runs.pipeline import machine_info, end_to_end, grow, load_splits, probe_codes  # noqa: E402
 
 PAPER_ACCURACY = 0.734
 DEFAULT_DATA = os.path.join(HERE, os.pardir, os.pardir, "shared", "data")
@@ -211,6 +217,11 @@ def markdown(report):
                         if probed else ""))
     if probed:
         epochs = sorted({s["code_probe_epochs"] for s in lw["stages"] if "code_probe_epochs" in s})
+        if report.get("probes"):
+            p = report["probes"]
+            lines += ["", f"Code probes measured after the run on its saved model (test accuracy "
+                      f"{p['model_test_accuracy']:.4f}, the run's), same machine: `{p['command']}`, commit "
+                      f"`{p['commit']}`, {p['date']}, {p['seconds']:.0f} s."]
         lines += ["", f"Code probe: a fresh head of the stage's readout kind trained for {'/'.join(map(str, epochs))} "
                   "epochs on the stage's frozen code (after its clustering step), validation accuracy; cost of "
                   "clustering = the stage's own validation accuracy minus the probe's (paper-order stages only; a "
@@ -233,6 +244,51 @@ def plot(report, path):
         "baseline": {"val_accuracy": e2e["epoch_val_accuracy"], "test_accuracy": e2e["test_accuracy"]} if e2e else {},
     }
     return plot_stage_accuracy(metrics, path, overwrite=True)
+
+
+def _refuse(message):
+    print(f"cifar10.py: error: --add-probes: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+# A saved model is the run's when its test accuracy is the file's within this (10 of 10,000 images: float
+# differences between the compiled training graph and a reloaded model's predict flip a few near-ties).
+SAME_RUN_TOLERANCE = 1e-3
+
+
+def add_probes(results_path, model_path, epochs, data_dir, command, seed=0, verbose=2):
+    """Adds code probes of `epochs` epochs, measured on the model a run saved, to that run's results file.
+
+    Exits 2 (file untouched) on a quick-mode file, a file that has probes already, another machine or
+    software, or a model whose test accuracy on the file's split is not the file's.
+    """
+    with open(results_path) as f:
+        report = json.load(f)
+    if report.get("quick"):
+        _refuse(f"{results_path} is a quick-mode smoke run, not a result.")
+    if any("code_probe_val_accuracy" in s for s in report["layerwise"]["stages"]):
+        _refuse(f"{results_path} holds code probes already.")
+    differs = machine_mismatch(report.get("machine"))
+    if differs:
+        _refuse(f"{results_path} was measured on another machine or software ({differs}).")
+    config = validate_config(report["config"], source=results_path)
+    config["dataset"].setdefault("options", {})["data_dir"] = data_dir
+    splits = load_splits(config["dataset"], seed=seed)
+    model = keras.saving.load_model(model_path)
+    test = float((model.predict(splits["x_test"], batch_size=256, verbose=0).argmax(-1) == splits["y_test"]).mean())
+    if abs(test - report["layerwise"]["test_accuracy"]) > SAME_RUN_TOLERANCE:
+        _refuse(f"{model_path} gives test accuracy {test:.4f} on this split, the file {results_path} "
+                f"{report['layerwise']['test_accuracy']:.4f}: not that run's model (or another --seed).")
+    start = time.perf_counter()
+    results = probe_codes(model, dict(config, probe_epochs=epochs), splits, seed=seed, verbose=verbose)
+    for n, result in results.items():
+        stage = report["layerwise"]["stages"][n - 1]
+        stage.update(result, clustering_cost=stage["val_accuracy"] - result["code_probe_val_accuracy"])
+    report["probes"] = {"command": command, "commit": commit(),
+                        "date": now(), "seconds": time.perf_counter() - start, "model_test_accuracy": test}
+    write_results(os.path.dirname(os.path.abspath(results_path)), os.path.splitext(os.path.basename(results_path))[0],
+                  report, markdown(report))
+    return report
 
 
 def draw_atlases(model_path, config_name, data_dir, folder, images=1000, shown=48):
@@ -269,6 +325,9 @@ def main(argv=None):
                         "(config probe_epochs; default: the config's, 0 = none)")
     parser.add_argument("--output", default=RESULTS, help="results folder")
     parser.add_argument("--save-model", metavar="PATH.keras", help="also save the grown model there (must not exist)")
+    parser.add_argument("--add-probes", metavar="RESULTS_JSON", help="add code probes (--probe-epochs) measured "
+                        "on the model a run saved (--model) to its results file (no growth)")
+    parser.add_argument("--model", metavar="MODEL.keras", help="with --add-probes: the run's --save-model file")
     parser.add_argument("--markdown-only", metavar="RESULTS_JSON",
                         help="only rewrite the markdown table of a results file (no training)")
     parser.add_argument("--plot", metavar="PNG", help="with --markdown-only: also draw the per-epoch validation "
@@ -277,12 +336,16 @@ def main(argv=None):
                         "--save-model into IMAGES_DIR/<config>_atlas_stage<n>.png (no training)")
     parser.add_argument("--images-dir", default=os.path.normpath(os.path.join(HERE, os.pardir, "docs", "images")))
     args = parser.parse_args(argv)
+    command = "python benchmarks/cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.atlas:
         print("\n".join(draw_atlases(args.atlas, args.config, args.data_dir, args.images_dir)))
         return 0
+    if args.add_probes:
+        if not args.model or not args.probe_epochs:
+            parser.error("--add-probes needs --model M.keras and --probe-epochs N >= 1")
+        add_probes(args.add_probes, args.model, args.probe_epochs, args.data_dir, command, args.seed)
+        return 0
     if args.markdown_only:
-        import json
-
         with open(args.markdown_only) as f:
             report = json.load(f)
         with open(os.path.splitext(args.markdown_only)[0] + ".md", "w") as f:
@@ -294,7 +357,6 @@ def main(argv=None):
         parser.error(f"--save-model needs a new .keras path; {args.save_model!r} exists or is not .keras")
     start = time.perf_counter()
     started_at = commit()  # the code that runs: later commits while it trains do not change it
-    command = "python benchmarks/cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def finish(report, complete):
         report.update(command=command, commit=started_at, date=now(), machine=machine_info(), quick=args.quick,

@@ -46,7 +46,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _common import HERE, RESULTS, commit, now, write_results  # noqa: E402
+from _common import HERE, RESULTS, commit, machine_mismatch, now, write_results  # noqa: E402
 from layerwise_keras import datasets  # noqa: E402
 from layerwise_keras.runs.config import load_config, smoke_config  # noqa: E402
 from layerwise_keras.runs.machine import machine_info  # noqa: E402
@@ -195,10 +195,6 @@ def _comparable(config):
     return config
 
 
-# What must match for rows to share a results file's machine line.
-MACHINE_KEYS = ("cpu_count", "processor", "gpus", "backend", "keras", "tensorflow")
-
-
 def _refuse(message):
     print(f"cifar10_ablation.py: error: --add-to: {message}", file=sys.stderr)
     sys.exit(2)
@@ -215,10 +211,9 @@ def _earlier(path, report, rows):
         if earlier.get(key) != report[key]:
             _refuse(f"{path} has {key} {earlier.get(key)!r}, this run {report[key]!r}; rows of different budgets "
                     "are not comparable.")
-    here = {k: machine_info().get(k) for k in MACHINE_KEYS}
-    there = {k: earlier.get("machine", {}).get(k) for k in MACHINE_KEYS}
-    if here != there:
-        _refuse(f"{path} was measured on another machine or software ({there}; here: {here}); its header would "
+    differs = machine_mismatch(earlier.get("machine"))
+    if differs:
+        _refuse(f"{path} was measured on another machine or software ({differs}); its header would "
                 "mislabel the new rows.")
     if _comparable(earlier["base_config"]) != _comparable(report["base_config"]):
         _refuse(f"{path} was run from another base configuration than today's `{BASE}`; rerun every row.")

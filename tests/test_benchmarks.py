@@ -56,6 +56,37 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
         assert s["clustering_cost"] == pytest.approx(s["val_accuracy"] - s["code_probe_val_accuracy"])
     assert "code_probe_val_accuracy" not in report["layerwise"]["stages"][-1]
     assert "cost of clustering" in md
+    if config == "cifar10_paper":
+        _check_add_probes(script, tmp_path, report)
+
+
+def _check_add_probes(script, tmp_path, report):
+    """`--add-probes` measures probes afterwards on a run's saved model and adds them to its file, once."""
+    for s in report["layerwise"]["stages"]:
+        for key in ("code_probe_val_accuracy", "code_probe_epochs", "code_probe_seconds", "clustering_cost"):
+            s.pop(key, None)
+    report["quick"] = False  # stands in for a full run's file: --add-probes refuses smoke files
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(report))
+    cmd = [sys.executable, script, "--add-probes", str(path), "--model", str(tmp_path / "m.keras"),
+           "--probe-epochs", "1", "--data-dir", SHARED]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    added = json.loads(path.read_text())
+    for s in added["layerwise"]["stages"][:-1]:
+        assert 0.0 <= s["code_probe_val_accuracy"] <= 1.0 and s["code_probe_epochs"] == 1
+    assert added["probes"]["model_test_accuracy"] == pytest.approx(report["layerwise"]["test_accuracy"], abs=1e-3)
+    assert "measured after the run on its saved model" in (tmp_path / "run.md").read_text()
+    before = path.read_bytes()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "holds code probes already" in again.stderr and path.read_bytes() == before
+    quick = subprocess.run(cmd[:3] + [str(tmp_path / "cifar10_cifar10_paper_quick.json")] + cmd[4:],
+                           capture_output=True, text=True, timeout=600)
+    assert quick.returncode == 2 and "quick-mode smoke run" in quick.stderr
+    report["layerwise"]["test_accuracy"] += 0.05  # a model that is not the file's run
+    path.write_text(json.dumps(report))
+    other = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert other.returncode == 2 and "not that run's model" in other.stderr
 
 
 @pytest.mark.skipif(NO_CIFAR, reason=f"no local CIFAR-10 copy at {SHARED}/cifar10")

@@ -41,7 +41,8 @@ import numpy as np  # noqa: E402
 from _common import HERE, RESULTS, commit, machine_mismatch, now, write_results  # noqa: E402
 from layerwise_keras import datasets  # noqa: E402
 from layerwise_keras.runs.config import load_config, smoke_config, validate_config  # noqa: E402
-from layerwise_keras.runs.pipeline import machine_info, end_to_end, grow, load_splits, probe_codes  # noqa: E402
+from layerwise_keras.runs.pipeline import (  # noqa: E402
+    add_probe_figures, end_to_end, grow, load_splits, machine_info, probe_codes)
 
 PAPER_ACCURACY = 0.734
 DEFAULT_DATA = os.path.join(HERE, os.pardir, os.pardir, "shared", "data")
@@ -262,6 +263,7 @@ def add_probes(results_path, model_path, epochs, data_dir, command, seed=0, verb
     Exits 2 (file untouched) on a quick-mode file, a file that has probes already, another machine or
     software, or a model whose test accuracy on the file's split is not the file's.
     """
+    started_at = commit()  # the code that runs
     with open(results_path) as f:
         report = json.load(f)
     if report.get("quick"):
@@ -280,11 +282,9 @@ def add_probes(results_path, model_path, epochs, data_dir, command, seed=0, verb
         _refuse(f"{model_path} gives test accuracy {test:.4f} on this split, the file {results_path} "
                 f"{report['layerwise']['test_accuracy']:.4f}: not that run's model (or another --seed).")
     start = time.perf_counter()
-    results = probe_codes(model, dict(config, probe_epochs=epochs), splits, seed=seed, verbose=verbose)
-    for n, result in results.items():
-        stage = report["layerwise"]["stages"][n - 1]
-        stage.update(result, clustering_cost=stage["val_accuracy"] - result["code_probe_val_accuracy"])
-    report["probes"] = {"command": command, "commit": commit(),
+    add_probe_figures(report["layerwise"]["stages"],
+                      probe_codes(model, dict(config, probe_epochs=epochs), splits, seed=seed, verbose=verbose))
+    report["probes"] = {"command": command, "commit": started_at,
                         "date": now(), "seconds": time.perf_counter() - start, "model_test_accuracy": test}
     write_results(os.path.dirname(os.path.abspath(results_path)), os.path.splitext(os.path.basename(results_path))[0],
                   report, markdown(report))

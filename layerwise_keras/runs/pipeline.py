@@ -164,11 +164,7 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
         model, figures = _grow(config, splits, stages, seed, verbose, callbacks, checkpoint_dir, resume,
                                checkpoint_every)
     if config.get("probe_epochs"):
-        for n, result in probe_codes(model, config, splits, seed=seed, verbose=verbose).items():
-            stage = figures["stages"][n - 1]
-            stage.update(result)
-            if "val_accuracy" in stage:
-                stage["clustering_cost"] = stage["val_accuracy"] - result["code_probe_val_accuracy"]
+        add_probe_figures(figures["stages"], probe_codes(model, config, splits, seed=seed, verbose=verbose))
     return model, figures
 
 
@@ -232,9 +228,8 @@ def probe_codes(model, config, splits, seed=0, verbose=0):
     Returns:
         A dict `{n: figures}` with `code_probe_val_accuracy` (validation
         accuracy after the last probe epoch), `code_probe_epochs` and
-        `code_probe_seconds`; `grow` adds them to the stage's figures with
-        `clustering_cost` (the stage's validation accuracy before
-        clustering minus the probe's).
+        `code_probe_seconds` (`add_probe_figures` puts them into the stage
+        figures).
 
     Example:
 
@@ -263,6 +258,30 @@ def probe_codes(model, config, splits, seed=0, verbose=0):
         results[n] = {"code_probe_val_accuracy": accuracy, "code_probe_epochs": epochs,
                       "code_probe_seconds": time.perf_counter() - start}
     return results
+
+
+def add_probe_figures(stages, probes):
+    """Puts `probe_codes` figures into per-stage figures, with `clustering_cost`.
+
+    Args:
+        stages: list of per-stage figure dicts (stage `n` at index `n - 1`),
+            updated in place.
+        probes: the dict `probe_codes` returns.
+
+    Returns:
+        `stages`; `clustering_cost` is the stage's `val_accuracy` (before
+        clustering) minus `code_probe_val_accuracy`, where the stage has one.
+
+    Example:
+
+    >>> add_probe_figures(figures["stages"], probe_codes(model, config, splits))
+    """
+    for n, result in probes.items():
+        stage = stages[n - 1]
+        stage.update(result)
+        if stage.get("val_accuracy") is not None:
+            stage["clustering_cost"] = stage["val_accuracy"] - result["code_probe_val_accuracy"]
+    return stages
 
 
 def _grow_cached(config, splits, stages, seed, verbose):

@@ -59,6 +59,11 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
             continue
         assert 0.0 <= s["code_probe_val_accuracy"] <= 1.0 and s["code_probe_epochs"] == 1
         assert s["clustering_cost"] == pytest.approx(s["val_accuracy"] - s["code_probe_val_accuracy"])
+    # A head trained on stage 1's code learns something even here: measured 0.152 / 0.176 validation (cifar10_paper
+    # / cifar10_best, 2-core development CPU; chance 0.1, 2 standard deviations of chance on 500 images 0.027).
+    # Later stages' probes come near chance in quick mode (0.116 / 0.168), so only stage 1's is bounded.
+    if config != "cifar10_stacked":
+        assert report["layerwise"]["stages"][0]["code_probe_val_accuracy"] >= 0.125
     assert ("cost of clustering" in md) == (config != "cifar10_stacked")
     if config == "cifar10_paper":
         _check_add_probes(script, tmp_path, report)

@@ -310,6 +310,14 @@ class _LearningRates(keras.callbacks.Callback):
         self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
 
+class _LearningRatesAtEpochEnd(_LearningRates):
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+
+
 def test_growth_with_whitening_nearest_pooled_head_and_schedule():
     from layerwise_keras.runs.pipeline import load_splits
 
@@ -345,6 +353,25 @@ def test_growth_with_whitening_nearest_pooled_head_and_schedule():
     # Chance is 0.1; measured 0.59-0.67 on the 2-core CPU (oneDNN on and off), against 0.96 once for the same
     # budgets with hard codes and flatten readouts: on the digits, whitening and a q=2 code cost accuracy.
     assert accuracy >= 0.4
+
+
+def test_end_to_end_twin_follows_the_last_scheduled_stage_over_its_whole_run():
+    from layerwise_keras.runs.config import load_config, validate_config
+    from layerwise_keras.runs.pipeline import end_to_end, load_splits
+
+    config = load_config("hierarchical_2level")
+    config["dataset"] = {"name": "hierarchical_digits", "train": 256, "val": 64, "test": 64, "options": {}}
+    config["stages"] = [lk.Stage(8, 3, clusters=8, epochs=2, schedule="step").get_config(),
+                        lk.Stage(8, 3, epochs=3, schedule="cosine").get_config()]
+    config = validate_config(config)
+    splits = load_splits(config["dataset"], seed=0)
+    rates = _LearningRatesAtEpochEnd()  # our callbacks run before the twin's scheduler at an epoch's begin
+    model, _ = end_to_end(config, splits, seed=0, verbose=0, callbacks=[rates])
+    base = config["optimizer"]["config"]["learning_rate"]
+    # 5 epochs in all, on the cosine of the last scheduled stage (not the step schedule of stage 1).
+    cosine = lk.Stage(8, 3, epochs=3, schedule="cosine")
+    np.testing.assert_allclose(rates.rates, [base * cosine.lr_factor(e, 5) for e in range(5)], rtol=1e-5)
+    assert rates.rates[0] > rates.rates[-1] > 0
 
 
 def test_pooled_head_batchnorm_statistics_converge_within_a_short_stage():

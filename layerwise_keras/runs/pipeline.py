@@ -57,6 +57,12 @@ def _compile(model, config):
     return model
 
 
+def _lr_schedule(model, stage, epochs):
+    """A LearningRateScheduler that follows `stage.schedule` over `epochs` from the compiled rate."""
+    base = float(model.optimizer.learning_rate)
+    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: base * stage.lr_factor(epoch, epochs))
+
+
 def _train_data(config, splits, seed, epoch=0, arrays=False):
     """Training and validation batches.
 
@@ -245,11 +251,7 @@ def probe_codes(model, config, splits, seed=0, verbose=0):
             continue
         keras.utils.set_random_seed(seed + n)
         probe = _compile(code_probe_model(model, stage, n, splits["num_classes"], seed=seed), config)
-        callbacks = []
-        if stage.schedule is not None:
-            base = float(probe.optimizer.learning_rate)
-            callbacks.append(keras.callbacks.LearningRateScheduler(
-                lambda epoch, lr, stage=stage: base * stage.lr_factor(epoch, epochs)))
+        callbacks = [] if stage.schedule is None else [_lr_schedule(probe, stage, epochs)]
         train, val = _train_data(config, splits, seed)
         start = time.perf_counter()
         history = probe.fit(train, epochs=epochs, validation_data=val, callbacks=callbacks, verbose=verbose,
@@ -369,9 +371,7 @@ def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
             mode="max" if "acc" in monitor else "min", restore_best_weights=True))
     scheduled = [s for s in stages if s.schedule is not None]
     if scheduled:
-        base = float(model.optimizer.learning_rate)
-        callbacks.append(keras.callbacks.LearningRateScheduler(
-            lambda epoch, lr: base * scheduled[-1].lr_factor(epoch, epochs)))
+        callbacks.append(_lr_schedule(model, scheduled[-1], epochs))
     history, train_seconds, test_accuracy = _fit_and_test(
         model, config, splits, seed, callbacks, epochs, verbose
     )

@@ -12,7 +12,6 @@ import layerwise_keras as lk
 from helpers import assert_export_parity
 from layerwise_keras import export
 from layerwise_keras.clustering.whitening import fit_zca
-from layerwise_keras.growth.cached import grow_cached
 from layerwise_keras.growth.builder import end_to_end_model, grown_model, patch_kernel, stage_layer
 from layerwise_keras.growth.layers import ClusterAssignment
 
@@ -169,11 +168,6 @@ def test_cluster_first_model_round_trips_and_exports_with_parity(grown, digits, 
     assert "layerwise_keras" not in json.dumps(portable.get_layer("stage1_conv").get_config())
     np.testing.assert_allclose(portable.predict(x, verbose=0), expected, atol=1e-5)
     assert_export_parity(model, x, expected, tmp_path, min_classes=3)
-
-
-def test_cached_growth_refuses_a_cluster_first_stage(digits):
-    with pytest.raises(ValueError, match="clusters its input patches first"):
-        grow_cached(STAGES, digits["x_train"][:10], digits["y_train"][:10], 10, "adam", 8)
 
 
 # ---------------------------------------------------------------------------

@@ -15,8 +15,6 @@ and nowhere else:
   cluster-first stage, `Stage(cluster="patches")`, is frozen and clustered
   when it begins and trains its readout on its code; `append_handoff` keeps
   a `Stage(handoff="bottleneck")`'s readout up to its bottleneck);
-* `stage_net(stage, n, input_shape, num_classes)`: stage n's two-layer net on
-  its own (the cached growth trains it on cached cluster ids);
 * `grown_model(stages, ...)`: the network after growth, untrained (tuner
   reloads load weights into it);
 * `end_to_end_model(stages, ...)`: the same convolutions and last readout
@@ -529,35 +527,6 @@ def freeze_stage(model, stage, n, centroids, whitening=None):
     if whitening is not None:
         assign.set_whitening(*whitening)
     return assign
-
-
-def stage_net(stage, n, input_shape, num_classes, seed=0):
-    """Returns stage `n`'s two-layer net on its own: `Input(input_shape) -> conv -> readout`.
-
-    The layers are the ones `append_stage` makes (same names, initialisers);
-    `growth.cached` trains them on cached cluster ids and then moves them
-    into the grown model.
-
-    Args:
-        stage: the `Stage`.
-        n: 1-based stage index.
-        input_shape: the stage's input shape `(h, w, channels)`.
-        num_classes: int.
-        seed: int.
-
-    Returns:
-        `(net, conv, readout_layers)`: an uncompiled `keras.Sequential` and its layers.
-
-    Example:
-
-    >>> net, conv, readout = stage_net(Stage(8, 3), 2, (9, 9, 16), 4)
-    """
-    pool = stage_input_pool(stage, n)
-    conv = stage_conv(stage, n, seed)
-    readout = stage_readout(stage, n, num_classes, seed)
-    net = keras.Sequential([keras.Input(tuple(input_shape))] + ([pool] if pool else []) + [conv, *readout],
-                           name=f"stage{n}_net")
-    return net, conv, readout
 
 
 def grown_model(stages, input_shape, num_classes, seed=0, name="layerwise"):

@@ -1,43 +1,50 @@
-"""Layerwise growth on cached stage inputs (TensorFlow-only: it feeds `tf.data`).
+"""Layerwise growth on cached stage inputs (TensorFlow-only, with the rest of the `tf.data` glue).
 
-Frozen stages never change, so stage i's input -- the map of cluster ids the
-earlier stages produce -- can be computed once and kept as a compact int16
-array `[n, h, w]`, instead of running the frozen convolutions and
-assignments again in every epoch. `grow_cached` trains each stage's two-layer
-net (`stage_conv` + `stage_readout`) on `one_hot(cached ids)`, clusters its
-embeddings with the same `cluster_stage` as `LayerwiseTrainer`, caches the new
-ids and moves on; at the end it assembles the same `keras.Sequential` the
-trainer grows (the layer objects are shared, so the weights are the ones
-trained).
+Frozen layers never change, so everything a stage's trainable layers see --
+the frozen stages before it, its own input pooling and, for a cluster-first
+stage (`Stage(cluster="patches")`), its frozen patch code and the head's
+average pooling -- can be computed once and kept compactly, instead of
+running it again in every epoch. `grow_cached` grows the same
+`keras.Sequential` the `LayerwiseTrainer` grows, with the same builder steps
+(`append_stage`, `freeze_stage`, `append_readout`, `drop_readout`), and
+trains each stage's trainable layers alone (a `keras.Sequential` sharing
+them) on the cached output of the frozen layers in front of them:
 
-It reproduces the uncached path: the same initialisers, a fresh optimiser of
-the same config per stage, the same per-epoch shuffle order as
+* an int16 map of cluster ids `[n, h, w]` when that output is a hard code
+  (`assignment="hard"`, or `"nearest"` with `q=1`): one-hot again per batch,
+  exactly;
+* float16 otherwise: a pooled code (a stage's `input_pool`, or a pooled
+  head's average pooling over a cluster-first code), a soft / triangle /
+  multi-hot code, a handed-on bottleneck. The rounding (relative 2**-11) is
+  the only difference to the uncached path's inputs; a value beyond float16's
+  range is an error, not an `inf`.
+
+It follows the uncached path otherwise: the same initialisers, a fresh
+optimiser of the same config per stage, the same per-epoch shuffle order as
 `datasets.from_arrays(..., shuffle=True, seed=seed)` iterated once per epoch,
-the same k-means stream. Forward values are the same numbers (a hard
-assignment is exactly `one_hot(argmax(scores))`), so the two paths agree up to
-floating-point differences between the compiled graphs.
+the same k-means streams (over the cached inputs). Stage 1 of a paper-order
+growth trains on the images themselves, so its losses are the uncached ones.
 
-What caching does not cover:
-
-* `"soft"` and `"triangle"` assignments: their outputs are float vectors, not
-  ids; use the uncached `LayerwiseTrainer` path (an error says so).
-* data augmentation: augmented images change every epoch, so stage 1 sees new
-  pixels each time and the ids of later stages would have to be recomputed per
-  epoch; with augmentation, use the uncached path. (Stage 1 itself never uses
-  a cache: it trains on the images.)
+What caching does not cover: data augmentation (augmented images change
+every epoch, so no stage input stays the same; `runs.pipeline` refuses the
+combination) and convergence budgets (`Stage(patience=...)`).
 """
 
 import copy
+import math
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from layerwise_keras.growth.builder import check_stages, input_model, stage_assignment, stage_net
+from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, drop_readout,
+                                            freeze_stage, input_model, stage_layer)
+from layerwise_keras.growth.layers import ClusterAssignment
 from layerwise_keras.growth.trainer import _EmbeddingStream, cluster_stage
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 def _epoch_orders(n, seed):
@@ -47,35 +54,131 @@ def _epoch_orders(n, seed):
         yield np.fromiter(order.as_numpy_iterator(), dtype=np.int64, count=n)
 
 
-def _dataset(inputs, labels, depth, batch_size):
-    ds = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size)
-    if depth is not None:
-        ds = ds.map(lambda ids, y: (tf.one_hot(tf.cast(ids, tf.int32), depth), y))
-    return ds.prefetch(tf.data.AUTOTUNE)
+def _is_hard(layer):
+    return isinstance(layer, ClusterAssignment) and (
+        layer.assignment == "hard" or (layer.assignment == "nearest" and layer.q == 1))
 
 
-def _as_input(batch, depth):
-    if depth is None:
-        return batch
-    return keras.ops.one_hot(keras.ops.cast(batch, "int32"), depth)
+def _apply(layers, x):
+    for layer in layers:
+        x = layer(x, training=False)
+    return x
 
 
-def _cluster_ids(conv, assign, inputs, depth, batch_size):
-    """The next stage's cached input: nearest-centroid ids, int16 `[n, h, w]`."""
-    out = []
-    for start in range(0, len(inputs), batch_size):
-        emb = conv(_as_input(inputs[start:start + batch_size], depth), training=False)
-        out.append(keras.ops.convert_to_numpy(keras.ops.argmax(assign.scores(emb), axis=-1)))
-    return np.concatenate(out).astype(np.int16)
+class StageInputs:
+    """A cached stage input: the frozen layers' output over a dataset, stored compactly.
+
+    Args:
+        data: the stored array: float32 images, float16 features, or int16
+            cluster ids `[n, h, w]` (then `depth` is set).
+        depth: int, the number of clusters of an id map, else None.
+
+    Example:
+
+    >>> cache = StageInputs(x_train).advance(model.layers[:3], batch_size=256)
+    >>> cache.data.dtype, cache.shape
+    (dtype('float16'), (7, 7, 512))
+    """
+
+    def __init__(self, data, depth=None):
+        self.data = data
+        self.depth = depth
+
+    @property
+    def shape(self):
+        """The decoded per-example shape (an id map's one-hot depth included)."""
+        shape = tuple(self.data.shape[1:])
+        return shape + (self.depth,) if self.depth is not None else shape
+
+    @property
+    def nbytes(self):
+        """Bytes held by the cache."""
+        return int(self.data.nbytes)
+
+    def decode(self, batch):
+        """A float32 batch of the stored examples (one-hot ids for an id map)."""
+        if self.depth is None:
+            return batch.astype(np.float32, copy=False)
+        return np.eye(self.depth, dtype=np.float32)[batch.astype(np.int64)]
+
+    def advance(self, layers, batch_size, owner="grow_cached"):
+        """Returns the cache of `layers`' output (run in inference mode) over this one.
+
+        A hard `ClusterAssignment` last is stored as int16 ids, anything
+        else as float16.
+
+        Raises:
+            ValueError: an output beyond float16's range, or non-finite.
+        """
+        layers = list(layers)
+        if not layers:
+            return self
+        hard = _is_hard(layers[-1])
+        if hard and layers[-1].n_clusters > np.iinfo(np.int16).max:
+            raise ValueError(f"{owner}: {layers[-1].n_clusters} clusters do not fit an int16 id map.")
+        out = []
+        for start in range(0, len(self.data), batch_size):
+            y = keras.ops.convert_to_numpy(_apply(layers, self.decode(self.data[start:start + batch_size])))
+            if hard:
+                out.append(y.argmax(-1).astype(np.int16))
+                continue
+            if not np.isfinite(y).all() or np.abs(y).max(initial=0.0) > FLOAT16_MAX:
+                raise ValueError(
+                    f"{owner}: the output of {layers[-1].name!r} holds values beyond float16's range "
+                    f"(|x| <= {FLOAT16_MAX:g}) or non-finite ones, so it cannot be cached; scale the inputs "
+                    "(dataset option normalize) or use the uncached LayerwiseTrainer path.")
+            out.append(y.astype(np.float16))
+        return StageInputs(np.concatenate(out), layers[-1].n_clusters if hard else None)
+
+
+class _Batches(keras.utils.PyDataset):
+    """Decoded batches of a `StageInputs` in a given order (None: as stored)."""
+
+    def __init__(self, inputs, labels, batch_size, order=None):
+        super().__init__()
+        self.inputs, self.labels, self.batch_size = inputs, np.asarray(labels), int(batch_size)
+        self.order = np.arange(len(self.labels)) if order is None else order
+
+    def __len__(self):
+        return math.ceil(len(self.order) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.inputs.decode(self.inputs.data[rows]), self.labels[rows]
+
+
+class _Slices:
+    """Batches of a stored cache as they are (`image_batches` casts each one, not the whole cache, to float32)."""
+
+    def __init__(self, data, batch_size):
+        self.data, self.batch_size = data, int(batch_size)
+
+    def as_numpy_iterator(self):
+        for start in range(0, len(self.data), self.batch_size):
+            yield self.data[start:start + self.batch_size]
+
+
+def _stream(layers, inputs, batch_size, n):
+    """The k-means stream of `layers`' output over a cache, checked for non-finite values."""
+    return _EmbeddingStream(lambda batch: _apply(layers, inputs.decode(batch)), _Slices(inputs.data, batch_size),
+                            batch_size, stage=n)
+
+
+def _first_trainable(model, start):
+    """The index of the first layer from `start` on with trainable weights (len(layers) if none)."""
+    for index in range(start, len(model.layers)):
+        if model.layers[index].trainable_weights:
+            return index
+    return len(model.layers)
 
 
 def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_val=None, y_val=None,
                 seed=0, verbose=1, kmeans_batch_size=256, name="layerwise"):
-    """Grows a network stage by stage, each stage training on cached cluster ids.
+    """Grows a network stage by stage, each stage training on its cached input.
 
     Args:
-        stages: list of `Stage` (or config dicts); clustered stages must use
-            `assignment="hard"`.
+        stages: list of `Stage` (or config dicts), any kinds but
+            convergence budgets (`patience`).
         x_train, y_train: training images `[n, H, W, C]` and int labels.
         num_classes: int, the number of labels.
         optimizer: an optimizer config or identifier (`keras.optimizers.get`);
@@ -84,14 +187,15 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
         x_val, y_val: optional validation data, evaluated after every epoch.
         seed: int; the caller should also call `keras.utils.set_random_seed`.
         verbose: Keras verbosity for each stage's `fit`.
-        kmeans_batch_size: images per batch when embedding for k-means.
+        kmeans_batch_size: examples per batch when caching and embedding for k-means.
         name: the grown model's name.
 
     Returns:
         `(model, stage_results, history)`: the grown `keras.Sequential` (the
         same layers as `LayerwiseTrainer` grows), one dict per stage like
-        `LayerwiseTrainer.stage_results`, and per-epoch lists `loss`,
-        `accuracy`, `val_loss`, `val_accuracy`, `stage`.
+        `LayerwiseTrainer.stage_results` (plus `cache_bytes` and
+        `cache_dtype`, what the stage trained on), and per-epoch lists
+        `loss`, `accuracy`, `val_loss`, `val_accuracy`, `stage`.
 
     Example:
 
@@ -104,44 +208,40 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                 f"grow_cached: stage {n} stops on convergence (patience={stage.patience}); the cached path trains "
                 "fixed budgets (epochs or steps) only. Use the uncached LayerwiseTrainer path, or drop patience."
             )
-        if stage.cluster != "embeddings":
-            raise ValueError(
-                f"grow_cached: stage {n} clusters its input patches first (cluster={stage.cluster!r}); the cached "
-                "path trains each stage's convolution before clustering it. Use the uncached LayerwiseTrainer path."
-            )
-        if stage.input_pool is not None:
-            raise ValueError(
-                f"grow_cached: stage {n} pools its input (input_pool={list(stage.input_pool)}); the cached path "
-                "caches cluster ids, not pooled codes. Use the uncached LayerwiseTrainer path."
-            )
     steps_per_epoch = -(-len(x_train) // int(batch_size))
-    for n, stage in enumerate(stages[:-1], start=1):
-        if stage.assignment != "hard" and not (stage.assignment == "nearest" and stage.q == 1):
-            raise ValueError(
-                f"grow_cached: stage {n} uses assignment={stage.assignment!r} (q={stage.q}); cached cluster ids "
-                "stand for hard assignments (or nearest with q=1) only. Use the uncached LayerwiseTrainer path "
-                "for the others."
-            )
-    x_train = np.asarray(x_train, dtype=np.float32)
     y_train = np.asarray(y_train)
-    orders = _epoch_orders(len(x_train), seed)
-    inputs, val_inputs, depth = x_train, None if x_val is None else np.asarray(x_val, np.float32), None
-    model = input_model(x_train.shape[1:], name=name)
+    orders = _epoch_orders(len(y_train), seed)
+    train = StageInputs(np.asarray(x_train, dtype=np.float32))
+    val = None if x_val is None else StageInputs(np.asarray(x_val, dtype=np.float32))
+    model = input_model(train.shape, name=name)
+    last = len(stages) - 1
     results, history = [], {k: [] for k in HISTORY_KEYS + ("stage",)}
     for index, stage in enumerate(stages):
         n = index + 1
         start = time.perf_counter()
-        in_shape = inputs.shape[1:] if depth is None else inputs.shape[1:] + (depth,)
-        net, conv, readout = stage_net(stage, n, in_shape, num_classes, seed)
+        result = {"stage": n}
+        begin = len(model.layers)  # model.layers[:begin] are frozen; `train` is their output
+        append_stage(model, stage, n, num_classes, seed, readout=stage.cluster != "patches", owner="grow_cached")
+        if stage.cluster == "patches":  # clustered when it begins, on its (whitened) input patches
+            patches = model.layers[begin:model.layers.index(stage_layer(model, n, "conv")) + 1]
+            kmeans, whitening, figures = cluster_stage(stage, n, _stream(patches, train, kmeans_batch_size, n), seed)
+            result.update(figures)
+            freeze_stage(model, stage, n, kmeans.cluster_centers_, whitening)
+            append_readout(model, stage, n, num_classes, seed)
+        split = _first_trainable(model, begin)
+        base, val_base = train, val
+        train = train.advance(model.layers[begin:split], kmeans_batch_size)
+        val = None if val is None else val.advance(model.layers[begin:split], kmeans_batch_size)
+        result.update(cache_bytes=train.nbytes, cache_dtype=str(train.data.dtype))
+        net = keras.Sequential([keras.Input(train.shape)] + model.layers[split:], name=f"stage{n}_net")
         net.compile(optimizer=keras.optimizers.get(copy.deepcopy(optimizer)),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        val = None if val_inputs is None else _dataset(val_inputs, y_val, depth, batch_size)
+        val_batches = None if val is None else _Batches(val, y_val, batch_size)
         logs = {}
         budget = stage.epochs if stage.steps is None else -(-stage.steps // steps_per_epoch)
         for _ in range(budget):
-            order = next(orders)
-            fit = net.fit(_dataset(inputs[order], y_train[order], depth, batch_size), epochs=1,
-                          validation_data=val, verbose=verbose, shuffle=False)
+            fit = net.fit(_Batches(train, y_train, batch_size, next(orders)), epochs=1,
+                          validation_data=val_batches, verbose=verbose, shuffle=False)
             logs = {k: float(v[-1]) for k, v in fit.history.items()}
             if not np.isfinite(logs["loss"]):
                 raise ValueError(f"grow_cached: the training loss is {logs['loss']} at stage {n}.")
@@ -149,26 +249,24 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                 if key in logs:
                     history[key].append(logs[key])
             history["stage"].append(n)
-        result = {"stage": n, **logs}
-        model.add(conv)
-        if stage.clusters is not None:
-            stream = _EmbeddingStream(lambda batch: conv(_as_input(batch, depth), training=False),
-                                      inputs, kmeans_batch_size, stage=n)
-            kmeans, whitening, figures = cluster_stage(stage, n, stream, seed)
-            result.update(figures)
-            conv.trainable = False
-            assign = stage_assignment(stage, n)
-            model.add(assign)
-            assign.set_centroids(kmeans.cluster_centers_)
-            if whitening is not None:
-                assign.set_whitening(*whitening)
-            inputs = _cluster_ids(conv, assign, inputs, depth, kmeans_batch_size)
-            if val_inputs is not None:
-                val_inputs = _cluster_ids(conv, assign, val_inputs, depth, kmeans_batch_size)
-            depth = stage.clusters
-        else:
-            for layer in readout:
-                model.add(layer)
+        result.update(logs)
+        if index < last:
+            if stage.cluster == "patches":
+                drop_readout(model, n, keep_bottleneck=stage.handoff == "bottleneck")
+            else:
+                conv = stage_layer(model, n, "conv")
+                embed = model.layers[split:model.layers.index(conv) + 1]
+                kmeans, whitening, figures = cluster_stage(stage, n, _stream(embed, train, kmeans_batch_size, n), seed)
+                result.update(figures)
+                freeze_stage(model, stage, n, kmeans.cluster_centers_, whitening)
+            # The next stage's input, from the cache this stage trained on when its layers are all still
+            # there, else (a dropped pooled head) from this stage's input.
+            if len(model.layers) >= split:
+                train = train.advance(model.layers[split:], kmeans_batch_size)
+                val = None if val is None else val.advance(model.layers[split:], kmeans_batch_size)
+            else:
+                train = base.advance(model.layers[begin:], kmeans_batch_size)
+                val = None if val_base is None else val_base.advance(model.layers[begin:], kmeans_batch_size)
         result["stage_seconds"] = time.perf_counter() - start
         results.append(result)
     return model, results, history

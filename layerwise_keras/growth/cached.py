@@ -195,7 +195,9 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
         same layers as `LayerwiseTrainer` grows), one dict per stage like
         `LayerwiseTrainer.stage_results` (plus `cache_bytes` and
         `cache_dtype`, what the stage trained on), and per-epoch lists
-        `loss`, `accuracy`, `val_loss`, `val_accuracy`, `stage`.
+        `loss`, `accuracy`, `val_loss`, `val_accuracy`, `stage` and
+        `seconds` (wall time since the growth began, caching and k-means
+        included).
 
     Example:
 
@@ -215,7 +217,8 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
     val = None if x_val is None else StageInputs(np.asarray(x_val, dtype=np.float32))
     model = input_model(train.shape, name=name)
     last = len(stages) - 1
-    results, history = [], {k: [] for k in HISTORY_KEYS + ("stage",)}
+    results, history = [], {k: [] for k in HISTORY_KEYS + ("stage", "seconds")}
+    began = time.perf_counter()
     for index, stage in enumerate(stages):
         n = index + 1
         start = time.perf_counter()
@@ -249,6 +252,7 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                 if key in logs:
                     history[key].append(logs[key])
             history["stage"].append(n)
+            history["seconds"].append(time.perf_counter() - began)
         result.update(logs)
         if index < last:
             if stage.cluster == "patches":

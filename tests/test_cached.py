@@ -92,6 +92,8 @@ def test_cached_growth_of_float_codes_gives_the_uncached_classifier(kind, splits
 
     assert [l.name for l in model_a.layers] == [l.name for l in model_b.layers]
     assert figures_b["history"]["stage"] == figures_a["history"]["stage"]
+    seconds = figures_b["history"]["seconds"]  # the growth's own epoch clock (it runs outside one fit)
+    assert len(seconds) == len(figures_b["history"]["stage"]) and (np.diff(seconds) > 0).all() and seconds[0] > 0
     # Every stage after the first trained on a float16 cache.
     dtypes = [s["cache_dtype"] for s in figures_b["stages"]]
     assert dtypes[1:] == ["float16"] * (len(dtypes) - 1), dtypes

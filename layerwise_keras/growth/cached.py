@@ -49,9 +49,10 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 def _epoch_orders(n, seed):
     """Yields the per-epoch permutations `from_arrays(shuffle=True, seed=seed)` uses."""
-    order = tf.data.Dataset.range(n).shuffle(n, seed=int(seed), reshuffle_each_iteration=True)
+    # One batch of all n: the same permutation, without n Python-level iterator steps (seconds at n = 45,000).
+    order = tf.data.Dataset.range(n).shuffle(n, seed=int(seed), reshuffle_each_iteration=True).batch(n)
     while True:
-        yield np.fromiter(order.as_numpy_iterator(), dtype=np.int64, count=n)
+        yield next(iter(order)).numpy()
 
 
 def _is_hard(layer):

@@ -306,8 +306,11 @@ class _LearningRates(keras.callbacks.Callback):
         super().__init__()
         self.rates = []
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def _record(self):
         self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._record()
 
 
 class _LearningRatesAtEpochEnd(_LearningRates):
@@ -315,7 +318,7 @@ class _LearningRatesAtEpochEnd(_LearningRates):
         pass
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_begin(epoch, logs)
+        self._record()
 
 
 def test_growth_with_whitening_nearest_pooled_head_and_schedule():

@@ -1,4 +1,4 @@
-"""Layerwise growth on cached stage inputs (TensorFlow-only, with the rest of the `tf.data` glue).
+"""Layerwise growth on cached stage inputs (TensorFlow-only: its epoch orders are `tf.data`'s shuffles).
 
 Frozen layers never change, so everything a stage's trainable layers see --
 the frozen stages before it, its own input pooling and, for a cluster-first
@@ -15,15 +15,17 @@ them) on the cached output of the frozen layers in front of them:
   exactly;
 * float16 otherwise: a pooled code (a stage's `input_pool`, or a pooled
   head's average pooling over a cluster-first code), a soft / triangle /
-  multi-hot code, a handed-on bottleneck. The rounding (relative 2**-11) is
-  the only difference to the uncached path's inputs; a value beyond float16's
-  range is an error, not an `inf`.
+  multi-hot code, a handed-on bottleneck, rounded to a relative 2**-11; a
+  value beyond float16's range is an error, not an `inf`.
 
 It follows the uncached path otherwise: the same initialisers, a fresh
 optimiser of the same config per stage, the same per-epoch shuffle order as
 `datasets.from_arrays(..., shuffle=True, seed=seed)` iterated once per epoch,
 the same k-means streams (over the cached inputs). Stage 1 of a paper-order
-growth trains on the images themselves, so its losses are the uncached ones.
+growth trains on the images themselves, so its losses are the uncached ones;
+later stages differ by the float16 rounding and by float differences between
+the eager layers that fill a cache and the compiled training graph, which can
+move a later k-means run a little (tests/test_cached.py bounds both).
 
 What caching does not cover: data augmentation (augmented images change
 every epoch, so no stage input stays the same; `runs.pipeline` refuses the

@@ -18,9 +18,10 @@ config `keras.optimizers.get` accepts. Bundled configurations live in
 `layerwise_keras/runs/configs/` and are addressed by name (`"hierarchical_digits"`).
 
 Optional keys: `name`, `seed`, `description`; `cache` (each stage trains
-on its cached input: int16 cluster ids or float16 codes, `growth.cached`); `probe_epochs` (default 0: after growth,
-train a fresh readout on each paper-order stage's frozen code for this many
-epochs and report its accuracy beside the stage's own, `pipeline.probe_codes`).
+on its cached input: int16 cluster ids or float16 codes, `growth.cached`);
+`probe_epochs` (default 0: after growth, train a fresh readout on each
+paper-order stage's frozen code for this many epochs and report its accuracy
+beside the stage's own, `pipeline.probe_codes`).
 """
 
 import copy

@@ -126,7 +126,8 @@ def test_a_stage_on_its_cached_input_predicts_what_the_model_predicts_on_images(
         got = rest.predict(cache.decode(cache.data), verbose=0)
         assert (got.argmax(-1) == expected.argmax(-1)).mean() >= 0.99, cut
         # Where float16 rounding flips a later nearest-centroid choice at a near-tie, that example's logits
-        # move (measured: 8 of the 2,000 logits of 500 test images behind the stage-1 cut); the rest agree.
+        # move; the rest agree (measured behind the stage-1 cut: 0.990 / 0.994 of the 500 test images agree,
+        # top-1 1.000, oneDNN on / off with one thread; behind the stage-3 cut 1.000).
         same = np.abs(got - expected).max(-1) <= 0.02 * np.abs(expected).max()
         assert same.mean() >= 0.97, (cut, same.mean())
 

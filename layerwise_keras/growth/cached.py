@@ -104,7 +104,7 @@ class StageInputs:
             return batch.astype(np.float32, copy=False)
         return np.eye(self.depth, dtype=np.float32)[batch.astype(np.int64)]
 
-    def advance(self, layers, batch_size, owner="grow_cached"):
+    def advance(self, layers, batch_size):
         """Returns the cache of `layers`' output (run in inference mode) over this one.
 
         A hard `ClusterAssignment` last is stored as int16 ids, anything
@@ -118,7 +118,7 @@ class StageInputs:
             return self
         hard = _is_hard(layers[-1])
         if hard and layers[-1].n_clusters > np.iinfo(np.int16).max:
-            raise ValueError(f"{owner}: {layers[-1].n_clusters} clusters do not fit an int16 id map.")
+            raise ValueError(f"grow_cached: {layers[-1].n_clusters} clusters do not fit an int16 id map.")
         out = []
         for start in range(0, len(self.data), batch_size):
             y = keras.ops.convert_to_numpy(_apply(layers, self.decode(self.data[start:start + batch_size])))
@@ -127,7 +127,7 @@ class StageInputs:
                 continue
             if not np.isfinite(y).all() or np.abs(y).max(initial=0.0) > FLOAT16_MAX:
                 raise ValueError(
-                    f"{owner}: the output of {layers[-1].name!r} holds values beyond float16's range "
+                    f"grow_cached: the output of {layers[-1].name!r} holds values beyond float16's range "
                     f"(|x| <= {FLOAT16_MAX:g}) or non-finite ones, so it cannot be cached; scale the inputs "
                     "(dataset option normalize) or use the uncached LayerwiseTrainer path.")
             out.append(y.astype(np.float16))

@@ -29,6 +29,7 @@ SUBMODULES = ("clustering", "compat", "datasets", "export", "growth", "monitorin
 # Public names of the top level -> the module that defines them.
 _EXPORTS = {
     "ClusterAssignment": "layerwise_keras.growth.layers",
+    "CodeGate": "layerwise_keras.growth.layers",
     "KMeans": "layerwise_keras.clustering.kmeans",
     "LayerwiseSequential": "layerwise_keras.growth.builder",
     "LayerwiseTrainer": "layerwise_keras.growth.trainer",

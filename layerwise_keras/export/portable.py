@@ -6,8 +6,12 @@
   `e . 2c_k - ||c_k||^2`, followed by the assignment written with ops
   (`argmax` + `one_hot` for `"hard"`, `top_k` + comparisons + `cumsum` for
   `"nearest"`). A whitening stage's ZCA comes first, as a frozen `Dense`
-  layer `stage{i}_whiten` (kernel `W`, bias `-mean @ W`). Its `.keras` file
-  loads with plain `keras.saving.load_model`.
+  layer `stage{i}_whiten` (kernel `W`, bias `-mean @ W`). An assignment that
+  keeps its input (`Stage(gate=...)`) is followed by a `Concatenate` of the
+  code and that input, and its `CodeGate` becomes two `Dense` layers
+  (`{name}_code`: the code to gains and offsets, `{name}_patch`: the patch
+  filters), a product and a sum. Its `.keras` file loads with plain
+  `keras.saving.load_model`.
 * `serving_model(model)`: the same, with an argmax the LiteRT and ONNX
   converters accept.
 """
@@ -17,7 +21,7 @@ from keras import ops
 
 from layerwise_keras import compat
 from layerwise_keras.growth.builder import layer_name, parse_layer_name
-from layerwise_keras.growth.layers import ClusterAssignment, assign_from_scores
+from layerwise_keras.growth.layers import ClusterAssignment, CodeGate, assign_from_scores
 
 
 def _whiten_name(assign_name):
@@ -46,6 +50,7 @@ def to_portable_model(model):
     x = inputs
     for layer in model.layers:
         if isinstance(layer, ClusterAssignment):
+            kept = x
             if layer.whiten:
                 matrix = ops.convert_to_numpy(layer.whiten_matrix)
                 whiten = keras.layers.Dense(matrix.shape[1], trainable=False,
@@ -59,11 +64,29 @@ def to_portable_model(model):
             scores = dense(x)
             dense.set_weights([kernel, bias])
             x = assign_from_scores(x, scores, layer.assignment, layer.n_clusters, layer.temperature, layer.q)
+            if layer.keep_input:
+                x = keras.layers.Concatenate(name=f"{layer.name}_keep_input")([x, kept])
+        elif isinstance(layer, CodeGate):
+            x = _portable_gate(layer, x)
         else:
             clone = layer.__class__.from_config(layer.get_config())
             x = clone(x)
             clone.set_weights(layer.get_weights())
     return keras.Model(inputs, x, name=f"{model.name}_portable")
+
+
+def _portable_gate(gate, x):
+    """A `CodeGate` as built-in layers: `(m @ A) * (x @ V) + m @ B` with two `Dense` layers, a product and a sum."""
+    code, patch = x[..., : gate.n_clusters], x[..., gate.n_clusters :]
+    per_cluster = keras.layers.Dense(2 * gate.units, use_bias=False, trainable=gate.trainable, name=f"{gate.name}_code")
+    filters = keras.layers.Dense(gate.units, use_bias=False, trainable=gate.trainable, name=f"{gate.name}_patch")
+    scaled, linear = per_cluster(code), filters(patch)
+    per_cluster.set_weights([ops.convert_to_numpy(ops.concatenate([gate.gains, gate.offsets], axis=-1))])
+    filters.set_weights([ops.convert_to_numpy(gate.kernel)])
+    return keras.layers.Add(name=gate.name)([
+        keras.layers.Multiply(name=f"{gate.name}_product")([scaled[..., : gate.units], linear]),
+        scaled[..., gate.units :],
+    ])
 
 
 class _ConverterArgmax(keras.layers.Layer):
@@ -125,7 +148,7 @@ def serving_model(model):
     >>> converter_ready = serving_model(portable)
     """
     if isinstance(model, keras.Sequential):
-        if not any(isinstance(layer, ClusterAssignment) for layer in model.layers):
+        if not any(isinstance(layer, (ClusterAssignment, CodeGate)) for layer in model.layers):
             return model  # no graph-level argmax to replace
         model = to_portable_model(model)
     try:

@@ -37,12 +37,12 @@ import keras
 import numpy as np
 
 from layerwise_keras import compat
-from layerwise_keras.growth.layers import ClusterAssignment
+from layerwise_keras.growth.layers import ClusterAssignment, CodeGate
 from layerwise_keras.growth.stage import Stage
 
 # What each layer of a stage is; `layer_name(n, role)` names it.
-ROLES = ("pool", "conv", "whiten", "assign", "readout_avgpool", "readout_bn", "readout_bottleneck", "readout_hidden",
-         "readout_flatten", "readout_pool", "readout")
+ROLES = ("pool", "conv", "whiten", "assign", "readout_gate", "readout_avgpool", "readout_bn", "readout_bottleneck",
+         "readout_hidden", "readout_flatten", "readout_pool", "readout")
 _NAME = re.compile(r"^stage([1-9][0-9]*)_(" + "|".join(sorted(ROLES, key=len, reverse=True)) + r")$")
 
 
@@ -263,19 +263,22 @@ def stage_input_pool(stage, n):
                                          name=layer_name(n, "pool"))
 
 
-def stage_readout(stage, n, num_classes, seed=0):
+def stage_readout(stage, n, num_classes, seed=0, end_to_end=False):
     """Returns stage `n`'s readout layers, ending with the dense logits.
 
     `stage.readout` picks them: `"flatten"` (flatten + dense),
     `"global_avg"` (global average pooling + dense) or `"pooled"` (average
     pooling -> BatchNorm unless `batchnorm=False` -> 1x1 bottleneck
     convolution -> optional hidden 3x3 convolution + ReLU -> flatten -> dense).
+    A `Stage(gate=C)`'s readout begins with its `CodeGate` of C channels (in
+    the end-to-end twin, which has no code, a linear 1x1 convolution of C).
 
     Args:
         stage: the `Stage`.
         n: 1-based stage index (names the layers `stage{n}_readout*`).
         num_classes: int, the number of logits.
         seed: int; the initialisers' seeds are derived from it and `n`.
+        end_to_end: the layers of the end-to-end twin.
 
     Returns:
         A list of layers.
@@ -286,6 +289,11 @@ def stage_readout(stage, n, num_classes, seed=0):
     ['stage2_readout_flatten', 'stage2_readout']
     """
     layers = []
+    if stage.gate is not None:
+        initializer = keras.initializers.GlorotUniform(seed=seed * 1000 + n + 800)
+        name = layer_name(n, "readout_gate")
+        layers.append(keras.layers.Conv2D(stage.gate, 1, kernel_initializer=initializer, name=name) if end_to_end
+                      else CodeGate(stage.gate, stage.clusters, kernel_initializer=initializer, name=name))
     if stage.readout == "pooled":
         layers.append(keras.layers.AveragePooling2D(stage.pool_size, strides=stage.pool_strides,
                                                     name=layer_name(n, "readout_avgpool")))
@@ -326,7 +334,7 @@ def stage_assignment(stage, n):
     """
     return ClusterAssignment(
         stage.clusters, assignment=stage.assignment, temperature=stage.temperature, q=stage.q,
-        whiten=stage.whiten is not None, name=layer_name(n, "assign"),
+        whiten=stage.whiten is not None, keep_input=stage.gate is not None, name=layer_name(n, "assign"),
     )
 
 
@@ -468,7 +476,7 @@ def drop_readout(model, n, keep_bottleneck=False):
                 layer.trainable = False
 
 
-def append_handoff(model, stage, n, num_classes, seed=0, frozen=True):
+def append_handoff(model, stage, n, num_classes, seed=0, frozen=True, end_to_end=False):
     """Appends what a `Stage(handoff="bottleneck")` hands on: its readout up to the 1x1 bottleneck.
 
     Args:
@@ -479,12 +487,13 @@ def append_handoff(model, stage, n, num_classes, seed=0, frozen=True):
         num_classes: int (the readout's, for the same initialisers as in training).
         seed: int.
         frozen: freeze the layers (the grown network; the twin trains them).
+        end_to_end: the layers of the end-to-end twin (see `stage_readout`).
 
     Example:
 
     >>> append_handoff(model, stage, 1, num_classes=10)
     """
-    for layer in stage_readout(stage, n, num_classes, seed):
+    for layer in stage_readout(stage, n, num_classes, seed, end_to_end=end_to_end):
         model.add(layer)
         layer.trainable = not frozen
         if layer.name == layer_name(n, "readout_bottleneck"):
@@ -600,7 +609,7 @@ def end_to_end_model(stages, input_shape, num_classes, seed=0, name="end_to_end"
         append_stage(model, stage, n, num_classes, seed, readout=n == len(stages), owner="end_to_end_model",
                      end_to_end=True)
         if n < len(stages) and stage.handoff == "bottleneck":
-            append_handoff(model, stage, n, num_classes, seed, frozen=False)
+            append_handoff(model, stage, n, num_classes, seed, frozen=False, end_to_end=True)
     return model
 
 

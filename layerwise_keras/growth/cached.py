@@ -15,8 +15,9 @@ them) on the cached output of the frozen layers in front of them:
   exactly;
 * float16 otherwise: a pooled code (a stage's `input_pool`, or a pooled
   head's average pooling over a cluster-first code), a soft / triangle /
-  multi-hot code, a handed-on bottleneck, rounded to a relative 2**-11; a
-  value beyond float16's range is an error, not an `inf`.
+  multi-hot code, a handed-on bottleneck, the code and patch a gated head
+  (`Stage(gate=...)`) reads (K + patch channels per position), rounded to a
+  relative 2**-11; a value beyond float16's range is an error, not an `inf`.
 
 It follows the uncached path otherwise: the same initialisers, a fresh
 optimiser of the same config per stage, the same per-epoch shuffle order as
@@ -58,7 +59,7 @@ def _epoch_orders(n, seed):
 
 
 def _is_hard(layer):
-    return isinstance(layer, ClusterAssignment) and (
+    return isinstance(layer, ClusterAssignment) and not layer.keep_input and (
         layer.assignment == "hard" or (layer.assignment == "nearest" and layer.q == 1))
 
 

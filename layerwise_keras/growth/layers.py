@@ -5,11 +5,13 @@ frozen `Conv2D` (+ReLU) followed by a `ClusterAssignment` that replaces each
 spatial position's embedding by (a function of) its distance to the stage's
 k-means centroids, then the last stage's convolution and a linear readout.
 
-`ClusterAssignment` is the only custom layer. It is written with `keras.ops`
-only, so it runs under every Keras backend, saves with `model.save()` and
-exports to a TensorFlow SavedModel like any built-in layer. With whitening it
-also holds the ZCA transform fitted before k-means (`clustering.whitening`),
-so the exported graph is plain ops: a subtraction and two matrix products.
+`ClusterAssignment` and `CodeGate` (a code-gated convolution, the readout of
+a `Stage(gate=...)`) are the custom layers. They are written with `keras.ops`
+only, so they run under every Keras backend, save with `model.save()` and
+export to a TensorFlow SavedModel like any built-in layer. With whitening the
+assignment also holds the ZCA transform fitted before k-means
+(`clustering.whitening`), so the exported graph is plain ops: a subtraction
+and two matrix products.
 """
 
 import keras
@@ -111,10 +113,14 @@ class ClusterAssignment(keras.layers.Layer):
         q: int in `[1, n_clusters]`, the number of nearest centroids of
             `"nearest"` (must be 1 for the other modes).
         whiten: bool, whether the layer holds a whitening transform.
+        keep_input: bool, output the code followed by the layer's input
+            (unwhitened), `[..., n_clusters + dim]`: what a `CodeGate`
+            receives (`Stage(gate=...)`).
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Returns:
-        A float tensor `[..., n_clusters]`.
+        A float tensor `[..., n_clusters]` (`[..., n_clusters + dim]` with
+        `keep_input`).
 
     Example:
 
@@ -126,7 +132,8 @@ class ClusterAssignment(keras.layers.Layer):
     array([[0., 1.]], dtype=float32)
     """
 
-    def __init__(self, n_clusters, assignment="hard", temperature=1.0, q=1, whiten=False, **kwargs):
+    def __init__(self, n_clusters, assignment="hard", temperature=1.0, q=1, whiten=False, keep_input=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if isinstance(n_clusters, bool) or int(n_clusters) != n_clusters or n_clusters < 1:
             raise ValueError(
@@ -146,11 +153,14 @@ class ClusterAssignment(keras.layers.Layer):
             raise ValueError(f"ClusterAssignment: q={q} needs assignment='nearest' (got {assignment!r}).")
         if not isinstance(whiten, bool):
             raise ValueError(f"ClusterAssignment: whiten must be True or False, got {whiten!r}.")
+        if not isinstance(keep_input, bool):
+            raise ValueError(f"ClusterAssignment: keep_input must be True or False, got {keep_input!r}.")
         self.n_clusters = int(n_clusters)
         self.assignment = assignment
         self.temperature = float(temperature)
         self.q = int(q)
         self.whiten = whiten
+        self.keep_input = keep_input
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -274,10 +284,12 @@ class ClusterAssignment(keras.layers.Layer):
     def call(self, x):
         z = self.whitened(x)
         scores = self.whitened_scores(z)
-        return assign_from_scores(z, scores, self.assignment, self.n_clusters, self.temperature, self.q)
+        code = assign_from_scores(z, scores, self.assignment, self.n_clusters, self.temperature, self.q)
+        return ops.concatenate([code, x], axis=-1) if self.keep_input else code
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.n_clusters,)
+        extra = int(input_shape[-1]) if self.keep_input else 0
+        return tuple(input_shape[:-1]) + (self.n_clusters + extra,)
 
     def get_config(self):
         config = super().get_config()
@@ -287,5 +299,81 @@ class ClusterAssignment(keras.layers.Layer):
             temperature=self.temperature,
             q=self.q,
             whiten=self.whiten,
+            keep_input=self.keep_input,
         )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="layerwise_keras")
+class CodeGate(keras.layers.Layer):
+    """A convolution gated by a cluster code: each cluster's own linear map of the patch.
+
+    The input is a `ClusterAssignment(keep_input=True)`'s output: per
+    position the code `m` (`n_clusters` values: one-hot, multi-hot, soft or
+    triangle) followed by the patch `x` the code was computed from. The
+    output is the "full" code of Brutzkus et al. 2022, the mask times a
+    learned linear function per cluster, with each cluster's map factored as
+    shared filters `V` scaled by the cluster's gains `a_k`, plus the
+    cluster's offset `b_k`:
+
+        y = sum_k m_k (a_k * (x @ V) + b_k) = (m @ A) * (x @ V) + m @ B.
+
+    For a one-hot code that is cluster k's map `x -> a_k * (x @ V) + b_k`;
+    `m @ B` alone is the plain code under a 1x1 convolution, and with all
+    gains equal it is a convolution of the patch. All three weights are
+    trained by gradient descent (the stage's head); the code stays frozen.
+    Each position costs `n_clusters * 2 * units + dim * units`
+    multiply-adds.
+
+    Args:
+        units: int, the output channels C.
+        n_clusters: int K, the code's depth (the input's first K channels).
+        kernel_initializer: initializer of `V` `[dim, units]`; the gains
+            `A` `[K, units]` start at 1 and the offsets `B` `[K, units]` at 0.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Returns:
+        A float tensor `[..., units]`.
+
+    Example:
+
+    >>> gate = CodeGate(4, n_clusters=3)
+    >>> y = gate(np.concatenate([np.eye(3)[[0, 2]], np.ones((2, 5))], -1).astype("float32"))
+    >>> tuple(y.shape)
+    (2, 4)
+    """
+
+    def __init__(self, units, n_clusters, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("units", units), ("n_clusters", n_clusters)):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"CodeGate: {name} must be a positive integer, got {value!r}.")
+        self.units = int(units)
+        self.n_clusters = int(n_clusters)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        depth = input_shape[-1]
+        if depth is None or int(depth) <= self.n_clusters:
+            raise ValueError(
+                f"CodeGate: expects the code's {self.n_clusters} channels followed by the patch "
+                f"(a ClusterAssignment(keep_input=True)'s output), got input shape {input_shape}."
+            )
+        dim = int(depth) - self.n_clusters
+        self.kernel = self.add_weight(name="kernel", shape=(dim, self.units), initializer=self.kernel_initializer)
+        self.gains = self.add_weight(name="gains", shape=(self.n_clusters, self.units), initializer="ones")
+        self.offsets = self.add_weight(name="offsets", shape=(self.n_clusters, self.units), initializer="zeros")
+
+    def call(self, inputs):
+        code, patch = inputs[..., : self.n_clusters], inputs[..., self.n_clusters :]
+        per_cluster = ops.matmul(code, ops.concatenate([self.gains, self.offsets], axis=-1))
+        return per_cluster[..., : self.units] * ops.matmul(patch, self.kernel) + per_cluster[..., self.units :]
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, n_clusters=self.n_clusters,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
         return config

@@ -115,6 +115,16 @@ class Stage:
             next stage whitens and clusters a dense `bottleneck`-channel map.
             Needs `cluster="patches"` (whose readout is trained on the code)
             and `readout="pooled"`.
+        gate: None (the default: the readout sees the code alone) or an int
+            C: the "full" code of Brutzkus et al. 2022, the code times a
+            learned linear map of the patch per cluster. The stage's readout
+            begins with a `CodeGate` of C channels on the code and the
+            stage's input patch, `(m @ A) * (x @ V) + m @ B` per position
+            (cluster k's map `x -> a_k * (x @ V) + b_k`), trained by gradient
+            descent with the rest of the head and handed on with it; the code
+            itself stays the frozen k-means assignment. Needs
+            `handoff="bottleneck"` (so `cluster="patches"`, `readout="pooled"`).
+            In the end-to-end twin it is a plain 1x1 convolution of C channels.
 
     Returns:
         A `Stage` (a dataclass; `get_config()` / `Stage.from_config()` convert
@@ -153,6 +163,7 @@ class Stage:
     kmeans: dict = dataclasses.field(default_factory=dict)
     cluster: str = "embeddings"
     handoff: str = "code"
+    gate: object = None
 
     def __post_init__(self):
         if self.cluster not in CLUSTER_SOURCES:
@@ -176,6 +187,15 @@ class Stage:
                 f"needs cluster='patches' and readout='pooled' (got cluster={self.cluster!r}, "
                 f"readout={self.readout!r})."
             )
+        if self.gate is not None:
+            if isinstance(self.gate, bool) or int(self.gate) != self.gate or self.gate < 1:
+                raise ValueError(f"Stage: gate must be None or a positive integer, got {self.gate!r}.")
+            if self.handoff != "bottleneck":
+                raise ValueError(
+                    "Stage: gate gates the stage's head by its code and hands the gated map on; it needs "
+                    f"handoff='bottleneck' (got handoff={self.handoff!r}: the code alone would be handed on and "
+                    "the gate discarded)."
+                )
         self.kernel_size = _pair(self.kernel_size, "kernel_size")
         self.strides = self.kernel_size if self.strides is None else _pair(self.strides, "strides")
         if self.clusters is not None and (int(self.clusters) != self.clusters or self.clusters < 2):

@@ -19,7 +19,9 @@ the `cluster_first` row clusters every clustered stage's whitened input
 patches first instead (`Stage(cluster="patches")`) and trains its head on
 the code; `bottleneck_handoff` also hands the next stage the head's pooled
 bottleneck instead of the code (`Stage(handoff="bottleneck")`, the
-follow-up's stacking).
+follow-up's stacking); `gated_heads` also begins each clustered stage's head
+with a code-gated convolution (`Stage(gate=64)`, the follow-up's "full" code:
+the code times a learned linear map of the patch per cluster).
 
 `--add-to FILE.json` runs more rows into an earlier results file of the
 same budget, base configuration and machine (checked), each added row with
@@ -68,7 +70,7 @@ def base_config(train, val, epochs, data_dir, quick=False):
     return config
 
 
-CLUSTERING_KEYS = ("whiten", "assignment", "q", "width", "cluster", "handoff")  # set on clustered stages only
+CLUSTERING_KEYS = ("whiten", "assignment", "q", "width", "cluster", "handoff", "gate")  # set on clustered stages only
 
 
 def _stages(**changes):
@@ -93,6 +95,11 @@ def _bottleneck_handoff(config):
     return config
 
 
+def _gated_heads(config):
+    """`_bottleneck_handoff` with each clustered stage's head gated by its code (`Stage(gate=64)`)."""
+    return _stages(gate=64)(_bottleneck_handoff(config))
+
+
 def _no_augmentation(config):
     config["dataset"]["options"]["augment"] = False
     return config
@@ -113,6 +120,10 @@ ROWS = {  # name: (edit of the base config, what the row changes)
                            "cluster-first stages that hand the next stage their head's pooled 64-channel bottleneck "
                            "(whitened and clustered again there) instead of their code; the later stages' input "
                            "pooling goes (the head pooled already)"),
+    "gated_heads": (_gated_heads,
+                    "bottleneck_handoff with each clustered stage's head beginning with a code-gated convolution "
+                    "of 64 channels (Stage(gate=64): the code times a learned linear map of the stage's input patch "
+                    "per cluster, the follow-up's 'full' code), handed on with the bottleneck"),
     "no_batchnorm": (_stages(batchnorm=False), "heads without BatchNorm"),
     "flatten_readout": (_stages(readout="flatten"),
                         "each head a dense layer on the flattened map instead of the pooled head"),

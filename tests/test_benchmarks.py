@@ -117,16 +117,19 @@ def test_cifar10_ablation_quick_smoke(tmp_path):
     assert len(base["stages"]) == len(best["stages"]) and report["rows"][2]["stages"] == []
     # More rows into the same file: the cluster-first row, with its own command and commit; never a row twice.
     added = os.path.join(tmp_path, "cifar10_ablation_quick.json")
-    more = subprocess.run(cmd + ["--add-to", added, "--rows", "cluster_first"], capture_output=True, text=True,
-                          timeout=600)
+    more = subprocess.run(cmd + ["--add-to", added, "--rows", "cluster_first", "gated_heads"], capture_output=True,
+                          text=True, timeout=600)
     assert more.returncode == 0, more.stderr[-3000:]
     merged = json.loads((tmp_path / "cifar10_ablation_quick.json").read_text())
-    assert [r["row"] for r in merged["rows"]] == ["base", "no_whitening", "end_to_end", "cluster_first"]
+    assert [r["row"] for r in merged["rows"]] == ["base", "no_whitening", "end_to_end", "cluster_first", "gated_heads"]
     first = merged["rows"][3]
     assert first["commit"] == merged["commit"] and "--add-to" in first["command"] and "commit" not in base
     clustered = first["config"]["stages"][:-1]
     assert [s["cluster"] for s in clustered] == ["patches"] * len(clustered) and len(clustered) >= 2
     assert all(s["width"] is None for s in clustered) and first["stages"][0]["cluster_usage"] > 0
+    gated = merged["rows"][4]["config"]["stages"]  # cluster-first, bottleneck hand-off, gated heads
+    assert [(s["cluster"], s["handoff"], s["gate"]) for s in gated[:-1]] == [("patches", "bottleneck", 64)] * len(
+        clustered) and gated[-1].get("gate") is None
     assert "cluster_first: `" in (tmp_path / "cifar10_ablation_quick.md").read_text()
     again = subprocess.run(cmd + ["--add-to", added, "--rows", "cluster_first"], capture_output=True, text=True,
                            timeout=600)

@@ -54,8 +54,9 @@ def test_cached_growth_gives_the_uncached_predictions():
     assert {"kmeans_inertia", "kmeans_counts", "stage_seconds"} <= set(figures_b["stages"][0])
 
 
-# Stage kinds whose cache is float16: a whitened triangle code pooled by the next stage (paper order), and the
-# follow-up's stacking (cluster-first stages: pooled codes under a trainable head, handed-on bottlenecks).
+# Stage kinds whose cache is float16: a whitened triangle code pooled by the next stage (paper order), the
+# follow-up's stacking (cluster-first stages: pooled codes under a trainable head, handed-on bottlenecks), and a
+# code-gated head (the code followed by its patch under a trainable CodeGate, handed on).
 FLOAT_KINDS = {
     "triangle_code_pooled_by_the_next_stage": [
         lk.Stage(32, 3, clusters=24, assignment="triangle", whiten=1e-2, epochs=2),
@@ -66,6 +67,11 @@ FLOAT_KINDS = {
                  readout="pooled", pool_size=3, bottleneck=16, handoff="bottleneck"),
         lk.Stage(None, 1, clusters=32, cluster="patches", assignment="nearest", q=3, whiten=1e-2, epochs=3,
                  readout="pooled", pool_size=1, bottleneck=8),
+        lk.Stage(32, 3, epochs=3),
+    ],
+    "gated_head_handed_on": [  # the cache holds the code and the patch, K + 9 channels
+        lk.Stage(None, 3, clusters=24, cluster="patches", assignment="triangle", whiten=1e-2, epochs=2,
+                 readout="pooled", pool_size=3, bottleneck=16, handoff="bottleneck", gate=12),
         lk.Stage(32, 3, epochs=3),
     ],
 }

@@ -299,3 +299,20 @@ def test_a_cluster_first_stage_is_tunable_except_its_width():
         tuning.LayerwiseHyperModel(config, (9, 9, 1), 4, space={"width": [[8], [8]]})
     with pytest.raises(ValueError, match="width values must be integers"):
         tuning.LayerwiseHyperModel(BASE, (9, 9, 1), 4, space={"width": [[None], [8]]})
+
+
+def test_a_gated_stage_follows_the_tuned_number_of_clusters():
+    config = json.loads(json.dumps(BASE))
+    config["stages"][0].update(width=None, cluster="patches", whiten=1e-2, readout="pooled", pool_size=1,
+                               pool_strides=1, handoff="bottleneck", gate=6)
+    hypermodel = tuning.LayerwiseHyperModel(config, (9, 9, 1), 4, space={"clusters": [[8, 16]]})
+    for clusters in (8, 16):
+        hp = keras_tuner.HyperParameters()
+        hp.Fixed("stage1_clusters", clusters)
+        model = hypermodel.build(hp)
+        gate = model.get_layer("stage1_readout_gate")
+        patch = model.get_layer("stage1_conv").filters
+        assert gate.n_clusters == clusters and gate.units == 6 and model.get_layer("stage1_assign").keep_input
+        assert tuple(gate.input.shape[1:]) == tuple(model.get_layer("stage1_conv").output.shape[1:3]) + (
+            clusters + patch,)
+        assert hypermodel.config_for(hp)["stages"][0]["gate"] == 6

@@ -13,13 +13,13 @@ from layerwise_keras.growth.builder import end_to_end_model, grown_model
 from layerwise_keras.growth.layers import ClusterAssignment, CodeGate
 
 
-def _reference(code, patch, kernel, gains, offsets):
-    """NumPy: each cluster's own linear map of the patch, `W_k = V diag(a_k)`, plus `b_k`, summed under the mask."""
+def _reference(code, patch, kernel, gains):
+    """NumPy: the code, then each cluster's own linear map of the patch, `W_k = V diag(a_k)`, summed under the mask."""
     out = np.zeros(code.shape[:-1] + (kernel.shape[1],), np.float64)
     for k in range(code.shape[-1]):
         w_k = kernel.astype(np.float64) * gains[k].astype(np.float64)  # [dim, units]: V scaled column-wise
-        out += code[..., k:k + 1] * (patch.astype(np.float64) @ w_k + offsets[k])
-    return out
+        out += code[..., k:k + 1] * (patch.astype(np.float64) @ w_k)
+    return np.concatenate([code, out], -1)
 
 
 @pytest.mark.parametrize("kind", ["one_hot", "multi_hot", "triangle"])
@@ -33,15 +33,15 @@ def test_code_gate_is_a_linear_map_per_cluster_under_the_mask(kind):
     patch = rng.normal(size=(3, 4, dim)).astype("float32")
     gate = CodeGate(units, n_clusters=k)
     gate.build((None, 4, k + dim))
-    kernel, gains, offsets = (rng.normal(size=w.shape).astype("float32") for w in (gate.kernel, gate.gains,
-                                                                                     gate.offsets))
-    gate.set_weights([kernel, gains, offsets])
+    kernel, gains = (rng.normal(size=w.shape).astype("float32") for w in (gate.kernel, gate.gains))
+    gate.set_weights([kernel, gains])
     got = keras.ops.convert_to_numpy(gate(np.concatenate([code, patch], -1)))
-    np.testing.assert_allclose(got, _reference(code, patch, kernel, gains, offsets), rtol=1e-5, atol=1e-5)
-    if kind == "one_hot":  # one cluster's map alone: a_k * (x @ V) + b_k
+    assert got.shape == (3, 4, k + units)
+    np.testing.assert_allclose(got, _reference(code, patch, kernel, gains), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(got[..., :k], code)  # the code itself passes unchanged
+    if kind == "one_hot":  # one cluster's map alone: a_k * (x @ V)
         first = ids[0, 0, 0]
-        np.testing.assert_allclose(got[0, 0], gains[first] * (patch[0, 0] @ kernel) + offsets[first], rtol=1e-5,
-                                   atol=1e-5)
+        np.testing.assert_allclose(got[0, 0, k:], gains[first] * (patch[0, 0] @ kernel), rtol=1e-5, atol=1e-5)
 
 
 def test_code_gate_starts_as_a_convolution_of_the_patch_and_round_trips():
@@ -49,7 +49,7 @@ def test_code_gate_starts_as_a_convolution_of_the_patch_and_round_trips():
     x = np.concatenate([np.eye(4)[[0, 3]], np.ones((2, 2))], -1).astype("float32")
     y = keras.ops.convert_to_numpy(gate(x))
     kernel = keras.ops.convert_to_numpy(gate.kernel)
-    np.testing.assert_allclose(y, np.ones((2, 2)) @ kernel, rtol=1e-6)  # gains 1, offsets 0
+    np.testing.assert_allclose(y[:, 4:], np.ones((2, 2)) @ kernel, rtol=1e-6)  # gains 1: the same filters
     clone = CodeGate.from_config(gate.get_config())
     clone.build((None, 6))
     clone.set_weights(gate.get_weights())
@@ -132,14 +132,15 @@ def test_gated_stages_grow_freeze_the_gate_and_hand_it_on(gated, digits):
                          "stage1_readout_bn", "stage1_readout_bottleneck"]
     gate = model.get_layer("stage1_readout_gate")
     assert isinstance(gate, CodeGate) and not gate.trainable
-    # The gate trained in stage 1 (its gains left 1, its offsets 0) and stayed frozen through stages 2 and 3.
-    gains, offsets = keras.ops.convert_to_numpy(gate.gains), keras.ops.convert_to_numpy(gate.offsets)
-    assert np.abs(gains - 1.0).max() > 1e-3 and np.abs(offsets).max() > 1e-3
+    # The gate trained in stage 1 (its gains left 1, each cluster its own) and stayed frozen through stages 2, 3.
+    gains = keras.ops.convert_to_numpy(gate.gains)
+    assert np.abs(gains - 1.0).max() > 1e-3 and np.std(gains, axis=0).max() > 1e-3
     for before, after in zip(snapshot["gate"], gate.get_weights()):
         np.testing.assert_array_equal(before, after)
     # Stage 2 whitens and clusters the 16-channel handed-on map, and gates that map's 1x1 patches.
     assert model.get_layer("stage2_conv").filters == 16
     assert model.get_layer("stage2_assign").output.shape[-1] == 32 + 16
+    assert model.get_layer("stage2_readout_gate").output.shape[-1] == 32 + 12
     # Chance is 0.1; measured 0.823 test on the 2-core CPU, the same with oneDNN off and with one thread (stages
     # 0.98 -> 0.795 -> 0.83 validation).
     accuracy = float((model.predict(digits["x_test"], verbose=0).argmax(-1) == digits["y_test"]).mean())

@@ -9,8 +9,8 @@
   layer `stage{i}_whiten` (kernel `W`, bias `-mean @ W`). An assignment that
   keeps its input (`Stage(gate=...)`) is followed by a `Concatenate` of the
   code and that input, and its `CodeGate` becomes two `Dense` layers
-  (`{name}_code`: the code to gains and offsets, `{name}_patch`: the patch
-  filters), a product and a sum. Its `.keras` file loads with plain
+  (`{name}_gains`: the code to its clusters' gains, `{name}_patch`: the
+  patch filters), a product and a concatenation with the code. Its `.keras` file loads with plain
   `keras.saving.load_model`.
 * `serving_model(model)`: the same, with an argmax the LiteRT and ONNX
   converters accept.
@@ -76,17 +76,15 @@ def to_portable_model(model):
 
 
 def _portable_gate(gate, x):
-    """A `CodeGate` as built-in layers: `(m @ A) * (x @ V) + m @ B` with two `Dense` layers, a product and a sum."""
+    """A `CodeGate` as built-in layers: `[m, (m @ A) * (x @ V)]` with two `Dense` layers, a product, a concatenation."""
     code, patch = x[..., : gate.n_clusters], x[..., gate.n_clusters :]
-    per_cluster = keras.layers.Dense(2 * gate.units, use_bias=False, trainable=gate.trainable, name=f"{gate.name}_code")
+    gains = keras.layers.Dense(gate.units, use_bias=False, trainable=gate.trainable, name=f"{gate.name}_gains")
     filters = keras.layers.Dense(gate.units, use_bias=False, trainable=gate.trainable, name=f"{gate.name}_patch")
-    scaled, linear = per_cluster(code), filters(patch)
-    per_cluster.set_weights([ops.convert_to_numpy(ops.concatenate([gate.gains, gate.offsets], axis=-1))])
+    scale, linear = gains(code), filters(patch)
+    gains.set_weights([ops.convert_to_numpy(gate.gains)])
     filters.set_weights([ops.convert_to_numpy(gate.kernel)])
-    return keras.layers.Add(name=gate.name)([
-        keras.layers.Multiply(name=f"{gate.name}_product")([scaled[..., : gate.units], linear]),
-        scaled[..., gate.units :],
-    ])
+    gated = keras.layers.Multiply(name=f"{gate.name}_product")([scale, linear])
+    return keras.layers.Concatenate(name=gate.name)([code, gated])
 
 
 class _ConverterArgmax(keras.layers.Layer):

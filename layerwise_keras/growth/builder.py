@@ -270,8 +270,9 @@ def stage_readout(stage, n, num_classes, seed=0, end_to_end=False):
     `"global_avg"` (global average pooling + dense) or `"pooled"` (average
     pooling -> BatchNorm unless `batchnorm=False` -> 1x1 bottleneck
     convolution -> optional hidden 3x3 convolution + ReLU -> flatten -> dense).
-    A `Stage(gate=C)`'s readout begins with its `CodeGate` of C channels (in
-    the end-to-end twin, which has no code, a linear 1x1 convolution of C).
+    A `Stage(gate=C)`'s readout begins with its `CodeGate` (the code and C
+    gated channels; in the end-to-end twin, which has no code, a linear 1x1
+    convolution of C).
 
     Args:
         stage: the `Stage`.

@@ -306,41 +306,42 @@ class ClusterAssignment(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="layerwise_keras")
 class CodeGate(keras.layers.Layer):
-    """A convolution gated by a cluster code: each cluster's own linear map of the patch.
+    """A convolution gated by a cluster code: each cluster's own linear map of the patch, beside the code.
 
     The input is a `ClusterAssignment(keep_input=True)`'s output: per
     position the code `m` (`n_clusters` values: one-hot, multi-hot, soft or
     triangle) followed by the patch `x` the code was computed from. The
-    output is the "full" code of Brutzkus et al. 2022, the mask times a
-    learned linear function per cluster, with each cluster's map factored as
-    shared filters `V` scaled by the cluster's gains `a_k`, plus the
-    cluster's offset `b_k`:
+    output is the code followed by `units` gated channels,
 
-        y = sum_k m_k (a_k * (x @ V) + b_k) = (m @ A) * (x @ V) + m @ B.
+        [m, (m @ A) * (x @ V)],
 
-    For a one-hot code that is cluster k's map `x -> a_k * (x @ V) + b_k`;
-    `m @ B` alone is the plain code under a 1x1 convolution, and with all
-    gains equal it is a convolution of the patch. All three weights are
-    trained by gradient descent (the stage's head); the code stays frozen.
-    Each position costs `n_clusters * 2 * units + dim * units`
-    multiply-adds.
+    the "full" code of Brutzkus et al. 2022 (the mask times a learned linear
+    function per cluster), each cluster's map factored as shared filters `V`
+    scaled by the cluster's gains `a_k`: for a one-hot code the gated
+    channels are cluster k's map `x -> a_k * (x @ V)`. The code is kept so
+    the head after the gate (pooling -> BatchNorm -> 1x1 bottleneck) still
+    sees it as a plain code head does: a per-cluster offset, normalised per
+    cluster; with all gains equal the gated channels are a convolution of
+    the patch. `V` and `A` are trained by gradient descent with the stage's
+    head; the code stays frozen. Each position costs
+    `(n_clusters + dim) * units` multiply-adds.
 
     Args:
-        units: int, the output channels C.
+        units: int, the gated channels C.
         n_clusters: int K, the code's depth (the input's first K channels).
         kernel_initializer: initializer of `V` `[dim, units]`; the gains
-            `A` `[K, units]` start at 1 and the offsets `B` `[K, units]` at 0.
+            `A` `[K, units]` start at 1 (every cluster the same filters).
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Returns:
-        A float tensor `[..., units]`.
+        A float tensor `[..., n_clusters + units]`.
 
     Example:
 
     >>> gate = CodeGate(4, n_clusters=3)
     >>> y = gate(np.concatenate([np.eye(3)[[0, 2]], np.ones((2, 5))], -1).astype("float32"))
     >>> tuple(y.shape)
-    (2, 4)
+    (2, 7)
     """
 
     def __init__(self, units, n_clusters, kernel_initializer="glorot_uniform", **kwargs):
@@ -362,15 +363,14 @@ class CodeGate(keras.layers.Layer):
         dim = int(depth) - self.n_clusters
         self.kernel = self.add_weight(name="kernel", shape=(dim, self.units), initializer=self.kernel_initializer)
         self.gains = self.add_weight(name="gains", shape=(self.n_clusters, self.units), initializer="ones")
-        self.offsets = self.add_weight(name="offsets", shape=(self.n_clusters, self.units), initializer="zeros")
 
     def call(self, inputs):
         code, patch = inputs[..., : self.n_clusters], inputs[..., self.n_clusters :]
-        per_cluster = ops.matmul(code, ops.concatenate([self.gains, self.offsets], axis=-1))
-        return per_cluster[..., : self.units] * ops.matmul(patch, self.kernel) + per_cluster[..., self.units :]
+        gated = ops.matmul(code, self.gains) * ops.matmul(patch, self.kernel)
+        return ops.concatenate([code, gated], axis=-1)
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.units,)
+        return tuple(input_shape[:-1]) + (self.n_clusters + self.units,)
 
     def get_config(self):
         config = super().get_config()

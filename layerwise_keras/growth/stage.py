@@ -118,9 +118,9 @@ class Stage:
         gate: None (the default: the readout sees the code alone) or an int
             C: the "full" code of Brutzkus et al. 2022, the code times a
             learned linear map of the patch per cluster. The stage's readout
-            begins with a `CodeGate` of C channels on the code and the
-            stage's input patch, `(m @ A) * (x @ V) + m @ B` per position
-            (cluster k's map `x -> a_k * (x @ V) + b_k`), trained by gradient
+            begins with a `CodeGate` that appends C gated channels
+            `(m @ A) * (x @ V)` to the code m, x the stage's input patch
+            (cluster k's map `x -> a_k * (x @ V)`), trained by gradient
             descent with the rest of the head and handed on with it; the code
             itself stays the frozen k-means assignment. Needs
             `handoff="bottleneck"` (so `cluster="patches"`, `readout="pooled"`).

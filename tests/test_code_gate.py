@@ -141,10 +141,10 @@ def test_gated_stages_grow_freeze_the_gate_and_hand_it_on(gated, digits):
     assert model.get_layer("stage2_conv").filters == 16
     assert model.get_layer("stage2_assign").output.shape[-1] == 32 + 16
     assert model.get_layer("stage2_readout_gate").output.shape[-1] == 32 + 12
-    # Chance is 0.1; measured 0.823 test on the 2-core CPU, the same with oneDNN off and with one thread (stages
-    # 0.98 -> 0.795 -> 0.83 validation).
+    # Chance is 0.1; measured 0.72 test on the 2-core CPU, the same with oneDNN off and with one thread (stages
+    # 0.985 -> 0.65 -> 0.745 validation).
     accuracy = float((model.predict(digits["x_test"], verbose=0).argmax(-1) == digits["y_test"]).mean())
-    assert [r["stage"] for r in trainer.stage_results] == [1, 2, 3] and accuracy > 0.1 + 0.5, accuracy
+    assert [r["stage"] for r in trainer.stage_results] == [1, 2, 3] and accuracy > 0.1 + 0.4, accuracy
     # The twin has no code: its gate is a plain trainable 1x1 convolution of the same width.
     twin = end_to_end_model(GATED, (27, 27, 1), 10).get_layer("stage1_readout_gate")
     assert isinstance(twin, keras.layers.Conv2D) and twin.trainable and twin.filters == 16

@@ -10,8 +10,8 @@
   keeps its input (`Stage(gate=...)`) is followed by a `Concatenate` of the
   code and that input, and its `CodeGate` becomes two `Dense` layers
   (`{name}_gains`: the code to its clusters' gains, `{name}_patch`: the
-  patch filters), a product and a concatenation with the code. Its `.keras` file loads with plain
-  `keras.saving.load_model`.
+  patch filters), a product and a concatenation with the code. Its `.keras`
+  file loads with plain `keras.saving.load_model`.
 * `serving_model(model)`: the same, with an argmax the LiteRT and ONNX
   converters accept.
 """

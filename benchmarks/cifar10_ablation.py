@@ -1,27 +1,27 @@
 """Benchmark: what each CIFAR-10 ingredient buys, one removed at a time from `cifar10_best`, at one reduced budget.
 
-The base row is the bundled `cifar10_best` configuration (whitened triangle
-codes, pooled normalised heads, augmentation, cosine decay per stage; see
-its description) with only the budget cut: a slice of the training set and
-the same number of epochs for every stage. Each other row removes or swaps
-one ingredient: no whitening, the hard one-hot code (q = 1) or the q-nearest
-multi-hot code instead of the triangle code, no BatchNorm in the heads,
-flatten instead of pooling, no augmentation; one more row trains the same
-network end to end by SGD. Every row has the same data, seed and budget
-(stated in the results). For each row: test accuracy on the 10,000 test
-images, and per stage its validation accuracy at the stage's end. In the
+The base row is the bundled `cifar10_best` configuration (cluster-first
+stages on whitened patches, triangle codes, code-gated pooled BatchNorm
+heads, the heads' 64-channel bottlenecks handed on, augmentation, cosine
+decay per stage; see its description) with only the budget cut: a slice of
+the training set and the same number of epochs for every stage. Each other
+row removes or swaps one ingredient: no whitening, the hard one-hot code
+(q = 1) or the q-nearest multi-hot code instead of the triangle code, no
+BatchNorm in the heads, no pooling in the heads (their dense layers read the
+flattened map), no code gate, the code handed on instead of the bottleneck,
+the paper's order instead of cluster-first, no augmentation; one more row
+trains the same network end to end by SGD. Every row has the same data, seed
+and budget (stated in the results). For each row: test accuracy on the
+10,000 test images, and per stage its validation accuracy at the stage's
+end: a cluster-first stage's is its head trained on its own code; in the
 paper's order stage 1's is the two-layer net before clustering and stage
-n+1's is a net trained on stage n's code after it, so the gap between them
-is what clustering costs; a cluster-first stage's is its head on its code.
+n+1's a net trained on stage n's code after it.
 
-`cifar10_best` trains each stage before it clusters (the paper's order);
-the `cluster_first` row clusters every clustered stage's whitened input
-patches first instead (`Stage(cluster="patches")`) and trains its head on
-the code; `bottleneck_handoff` also hands the next stage the head's pooled
-bottleneck instead of the code (`Stage(handoff="bottleneck")`, the
-follow-up's stacking); `gated_heads` also begins each clustered stage's head
-with a code-gated convolution (`Stage(gate=64)`, the follow-up's "full" code:
-the code times a learned linear map of the patch per cluster).
+Two rows change more than one field because the stage kinds require it: a
+gate needs the bottleneck hand-off, and the bottleneck hand-off needs
+cluster-first, so `code_handoff` drops the gate and `paper_order` drops the
+gate and hands on the code (each later stage then average-pools the code it
+receives as the previous head pooled, so the maps keep their sizes).
 
 `--add-to FILE.json` runs more rows into an earlier results file of the
 same budget, base configuration and machine (checked), each added row with
@@ -35,7 +35,7 @@ Writes `benchmarks/results/cifar10_ablation.{json,md}` (`_quick` with `--quick`)
 
 Usage:
     python benchmarks/cifar10_ablation.py [--train 10000] [--epochs 2] [--rows base no_whitening ...] [--quick]
-    python benchmarks/cifar10_ablation.py --add-to benchmarks/results/cifar10_ablation.json --rows cluster_first
+    python benchmarks/cifar10_ablation.py --add-to benchmarks/results/cifar10_ablation.json --rows no_gate
 """
 
 import argparse
@@ -85,19 +85,29 @@ def _stages(**changes):
     return edit
 
 
-def _bottleneck_handoff(config):
-    """Cluster-first stages that hand on their pooled bottleneck (the follow-up's stacking); the hand-off is
-    pooled by the head already, so the later stages' input pooling goes."""
-    config = _stages(width=None, cluster="patches", handoff="bottleneck")(config)
-    for stage in config["stages"][1:]:
-        stage.pop("input_pool", None)
-        stage.pop("input_pool_strides", None)
+def _code_handoff(config):
+    """Every clustered stage hands the next its code instead of its head's bottleneck (and so has no gate); a later
+    stage average-pools the code it receives as the previous head pooled, so every map keeps its size."""
+    config = _stages(handoff="code", gate=None)(config)
+    stages = config["stages"]
+    for before, stage in zip(stages, stages[1:]):
+        pool = before.get("pool_size", 1)
+        if before.get("clusters") is not None and pool not in (1, [1, 1]):
+            stage["input_pool"] = pool
+            if before.get("pool_strides") is not None:
+                stage["input_pool_strides"] = before["pool_strides"]
     return config
 
 
-def _gated_heads(config):
-    """`_bottleneck_handoff` with each clustered stage's head gated by its code (`Stage(gate=64)`)."""
-    return _stages(gate=64)(_bottleneck_handoff(config))
+def _paper_order(config):
+    """`_code_handoff` in the paper's order: each clustered stage trains a convolution of `cifar10_paper`'s width
+    with its head first, then clusters the convolution's (whitened) embeddings."""
+    widths = [stage.get("width") for stage in load_config("cifar10_paper")["stages"]]
+    config = _code_handoff(config)
+    for stage, width in zip(config["stages"], widths):
+        if stage.get("clusters") is not None:
+            stage.update(cluster="embeddings", width=width)
+    return config
 
 
 def _no_augmentation(config):
@@ -107,26 +117,23 @@ def _no_augmentation(config):
 
 ROWS = {  # name: (edit of the base config, what the row changes)
     "base": (lambda c: c, "cifar10_best at the budget above"),
-    "no_whitening": (_stages(whiten=None), "k-means on the raw embeddings"),
+    "no_whitening": (_stages(whiten=None), "k-means on the raw patches (no ZCA whitening)"),
     "q_1": (_stages(assignment="hard", q=1),
             "hard one-hot code of the nearest centroid (q = 1) instead of the triangle code"),
     "nearest_code": (_stages(assignment="nearest", q=lambda stage: max(1, stage["clusters"] // 8)),
                      "multi-hot code of the K/8 nearest centroids instead of the triangle code"),
-    "cluster_first": (_stages(width=None, cluster="patches"),
-                      "every clustered stage clusters its whitened input patches first (cluster-first) and "
-                      "trains its head on the code, instead of training its convolution and clustering its "
-                      "embeddings (the paper's order)"),
-    "bottleneck_handoff": (_bottleneck_handoff,
-                           "cluster-first stages that hand the next stage their head's pooled 64-channel bottleneck "
-                           "(whitened and clustered again there) instead of their code; the later stages' input "
-                           "pooling goes (the head pooled already)"),
-    "gated_heads": (_gated_heads,
-                    "bottleneck_handoff with each clustered stage's head beginning with a code-gated convolution "
-                    "of 64 channels (Stage(gate=64): the code times a learned linear map of the stage's input patch "
-                    "per cluster, the follow-up's 'full' code), handed on with the bottleneck"),
     "no_batchnorm": (_stages(batchnorm=False), "heads without BatchNorm"),
-    "flatten_readout": (_stages(readout="flatten"),
-                        "each head a dense layer on the flattened map instead of the pooled head"),
+    "flatten_readout": (_stages(pool_size=1, pool_strides=None),
+                        "no average pooling in the heads: each head's dense layer reads its whole flattened map "
+                        "(stage 1 then hands on 28x28x64 instead of 7x7x64)"),
+    "no_gate": (_stages(gate=None), "heads without the code-gated convolution (the code alone goes into the head)"),
+    "code_handoff": (_code_handoff,
+                     "every clustered stage hands the next its (triangle) code instead of its head's bottleneck, "
+                     "so without the gate; stage 2 average-pools the code 4/4 first, as stage 1's head did"),
+    "paper_order": (_paper_order,
+                    "the paper's order: each clustered stage trains a convolution (cifar10_paper's widths, "
+                    "128 and 256) with its head first, then clusters its whitened embeddings; with the code "
+                    "handed on as in code_handoff (the bottleneck hand-off needs cluster-first)"),
     "no_augmentation": (_no_augmentation, "no random crop + flip"),
     "end_to_end": (lambda c: c, "the same convolutions and last head trained together by SGD, no clustering"),
 }
@@ -182,10 +189,10 @@ def markdown(report):
             f"| {r['row']} | {_fmt(r['test_accuracy'])} | " + " | ".join(accuracies) + " | "
             f"{_fmt(s[0]['cluster_usage'] if s else None, '{:.2f}')} | {r['seconds']:.0f} |"
         )
-    lines += ["", "Stage accuracies are at each stage's end. In the paper's order (every row but the cluster-first "
-              "ones) stage 1's is its two-layer net before clustering and stage n + 1's a net trained on stage n's "
-              "code, so the gap between them is what clustering costs; a cluster-first stage's is its head trained "
-              "on its own code (after clustering)."]
+    lines += ["", "Stage accuracies are at each stage's end. A cluster-first stage's (every row but paper_order) "
+              "is its head trained on its own code, after clustering; in the paper's order stage 1's is its "
+              "two-layer net before clustering and stage n + 1's a net trained on stage n's code, so the gap "
+              "between them is what clustering costs."]
     lines += ["", "Rows:"] + [f"- {r['row']}: {ROWS[r['row']][1]}." for r in report["rows"]]
     added = [r for r in report["rows"] if "commit" in r]
     if added:

@@ -115,25 +115,30 @@ def test_cifar10_ablation_quick_smoke(tmp_path):
     assert base["config"]["stages"][0]["whiten"] == 1e-2 and plain["config"]["stages"][0]["whiten"] is None
     assert base["stages"][0]["whiten_seconds"] > 0 and plain["stages"][0]["whiten_seconds"] is None
     assert len(base["stages"]) == len(best["stages"]) and report["rows"][2]["stages"] == []
-    # More rows into the same file: the cluster-first row, with its own command and commit; never a row twice.
+    # More rows into the same file, each with its own command and commit; never a row twice.
     added = os.path.join(tmp_path, "cifar10_ablation_quick.json")
-    more = subprocess.run(cmd + ["--add-to", added, "--rows", "cluster_first", "gated_heads"], capture_output=True,
+    more = subprocess.run(cmd + ["--add-to", added, "--rows", "code_handoff", "paper_order"], capture_output=True,
                           text=True, timeout=600)
     assert more.returncode == 0, more.stderr[-3000:]
     merged = json.loads((tmp_path / "cifar10_ablation_quick.json").read_text())
-    assert [r["row"] for r in merged["rows"]] == ["base", "no_whitening", "end_to_end", "cluster_first", "gated_heads"]
+    assert [r["row"] for r in merged["rows"]] == ["base", "no_whitening", "end_to_end", "code_handoff", "paper_order"]
     first = merged["rows"][3]
     assert first["commit"] == merged["commit"] and "--add-to" in first["command"] and "commit" not in base
-    clustered = first["config"]["stages"][:-1]
-    assert [s["cluster"] for s in clustered] == ["patches"] * len(clustered) and len(clustered) >= 2
-    assert all(s["width"] is None for s in clustered) and first["stages"][0]["cluster_usage"] > 0
-    gated = merged["rows"][4]["config"]["stages"]  # cluster-first, bottleneck hand-off, gated heads
-    assert [(s["cluster"], s["handoff"], s["gate"]) for s in gated[:-1]] == [("patches", "bottleneck", 64)] * len(
-        clustered) and gated[-1].get("gate") is None
-    assert "cluster_first: `" in (tmp_path / "cifar10_ablation_quick.md").read_text()
-    again = subprocess.run(cmd + ["--add-to", added, "--rows", "cluster_first"], capture_output=True, text=True,
+    # The base (cifar10_best): cluster-first stages with gated heads that hand on their bottleneck.
+    clustered = base["config"]["stages"][:-1]
+    assert [(s["cluster"], s["handoff"], s["gate"]) for s in clustered] == [("patches", "bottleneck", 64)] * len(
+        clustered) and len(clustered) >= 2 and base["config"]["stages"][-1].get("gate") is None
+    handed = first["config"]["stages"]  # the code handed on instead, so no gate; stage 2 pools it as head 1 did
+    assert [(s["cluster"], s["handoff"], s["gate"]) for s in handed[:-1]] == [("patches", "code", None)] * len(
+        clustered) and first["stages"][0]["cluster_usage"] > 0
+    assert handed[1]["input_pool"] == clustered[0]["pool_size"] != [1, 1] and handed[2].get("input_pool") is None
+    paper = merged["rows"][4]["config"]["stages"]  # trained convolutions, clustered after their epochs
+    assert [s["cluster"] for s in paper[:-1]] == ["embeddings"] * len(clustered)
+    assert all(s["width"] for s in paper) and [s["input_pool"] for s in paper] == [s["input_pool"] for s in handed]
+    assert "code_handoff: `" in (tmp_path / "cifar10_ablation_quick.md").read_text()
+    again = subprocess.run(cmd + ["--add-to", added, "--rows", "paper_order"], capture_output=True, text=True,
                            timeout=600)
-    assert again.returncode == 2 and "already holds the rows ['cluster_first']" in again.stderr
+    assert again.returncode == 2 and "already holds the rows ['paper_order']" in again.stderr
     assert json.loads((tmp_path / "cifar10_ablation_quick.json").read_text()) == merged  # untouched
     md = (tmp_path / "cifar10_ablation_quick.md").read_text()
     assert "QUICK MODE" in md and md.count("\n| ") >= 4 and "cifar10_best" in md

@@ -31,6 +31,14 @@ _GROWN_RUNS = []
 
 
 @pytest.fixture(scope="session")
+def digits():
+    """The `hierarchical_digits` splits of TINY_GROWN_CONFIG (1,500 / 200 / 300 images, seed 0), loaded once."""
+    from layerwise_keras.runs.pipeline import load_splits
+
+    return load_splits(TINY_GROWN_CONFIG["dataset"], seed=0)
+
+
+@pytest.fixture(scope="session")
 def grown_digits(tmp_path_factory):
     """Grows ONE tiny model on `hierarchical_digits` with `pipeline.run` per session.
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 from layerwise_keras.growth.layers import ClusterAssignment
-from layerwise_keras.growth import Stage
+from layerwise_keras.growth import Stage, input_model
 
 # A tiny 3-stage hierarchical-digits config for tests that train through the CLI.
 TINY_CLI_CONFIG = {
@@ -80,3 +80,36 @@ def assert_export_parity(model, x, expected, folder, min_classes=2):
     for got, tol in checks:
         assert np.abs(np.asarray(got) - expected).max() <= tol
         np.testing.assert_array_equal(np.asarray(got).argmax(-1), expected.argmax(-1))
+
+
+def compiled_model(shape):
+    """`input_model(shape)` compiled as the growth tests train it (Adam 3e-3, sparse cross-entropy from logits)."""
+    model = input_model(shape)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
+def fit_growth(model, trainer, splits, callbacks=(), initial_epoch=0):
+    """Grows `model` with `trainer` over all its epochs on `splits` (batch 64, validation on the val split)."""
+    model.fit(splits["x_train"], splits["y_train"], batch_size=64, epochs=trainer.total_epochs,
+              initial_epoch=initial_epoch, validation_data=(splits["x_val"], splits["y_val"]),
+              callbacks=[trainer, *callbacks], verbose=0)
+
+
+class WeightSnapshot(keras.callbacks.Callback):
+    """Copies the weights of named layers at the end of one epoch (after the trainer's own epoch end).
+
+    Args:
+        epoch: the 0-based epoch.
+        layers: `{key: layer name}`; the copies land in `self.weights[key]`.
+    """
+
+    def __init__(self, epoch, layers):
+        super().__init__()
+        self.epoch, self.layers, self.weights = epoch, dict(layers), {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            for key, name in self.layers.items():
+                self.weights[key] = [w.copy() for w in self.model.get_layer(name).get_weights()]

@@ -9,7 +9,7 @@ import pytest
 import keras
 
 import layerwise_keras as lk
-from helpers import assert_export_parity
+from helpers import WeightSnapshot, assert_export_parity, compiled_model, fit_growth
 from layerwise_keras import export
 from layerwise_keras.clustering.whitening import fit_zca
 from layerwise_keras.growth.builder import end_to_end_model, grown_model, patch_kernel, stage_layer
@@ -53,13 +53,6 @@ def test_patch_convolution_is_numpy_im2col(kernel, stride):
     assert twin.trainable and twin.filters == kernel[0] * kernel[1] * 2 and twin.get_config()["activation"] == "relu"
 
 
-@pytest.fixture(scope="module")
-def digits():
-    from layerwise_keras.runs.pipeline import load_splits
-
-    return load_splits({"name": "hierarchical_digits", "train": 1500, "val": 200, "test": 300}, seed=0)
-
-
 STAGES = [
     # Lloyd on every patch (no sample), so its fixed point can be checked on all of them.
     lk.Stage(None, 3, clusters=24, cluster="patches", whiten=1e-2, epochs=2, readout="pooled", pool_size=3,
@@ -81,34 +74,21 @@ class _Stop(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _compiled(shape):
-    model = lk.input_model(shape)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    return model
-
-
-def _fit(model, trainer, splits, callbacks=(), initial_epoch=0):
-    model.fit(splits["x_train"], splits["y_train"], batch_size=64, epochs=trainer.total_epochs,
-              initial_epoch=initial_epoch, validation_data=(splits["x_val"], splits["y_val"]),
-              callbacks=[trainer, *callbacks], verbose=0)
-
-
 @pytest.fixture(scope="module")
 def grown(digits, tmp_path_factory):
     """A growth interrupted in its cluster-first stage 1 (after 1 of 2 epochs), saved, and resumed."""
     keras.utils.set_random_seed(0)
-    model = _compiled(digits["x_train"].shape[1:])
+    model = compiled_model(digits["x_train"].shape[1:])
     trainer = lk.LayerwiseTrainer(STAGES, num_classes=10, kmeans_data=digits["x_train"], verbose=0)
     before = [l.name for l in trainer.begin(model).layers]  # stage 1 is clustered before any epoch
-    _fit(model, trainer, digits, [_Stop(1)])
+    fit_growth(model, trainer, digits, [_Stop(1)])
     path = tmp_path_factory.mktemp("cluster_first") / "epoch1.keras"
     model.save(path)
     progress = json.loads(json.dumps(trainer.progress()))  # what a checkpoint keeps
     resumed = keras.saving.load_model(path)
     again = lk.LayerwiseTrainer(STAGES, num_classes=10, kmeans_data=digits["x_train"], verbose=0)
     again.restore(trainer.stage_results, 1, progress)
-    _fit(resumed, again, digits, initial_epoch=1)
+    fit_growth(resumed, again, digits, initial_epoch=1)
     return before, progress, resumed, again
 
 
@@ -196,18 +176,11 @@ def test_stage_checks_the_handoff(kwargs, match):
 @pytest.fixture(scope="module")
 def handed_on(digits):
     keras.utils.set_random_seed(1)
-    model = _compiled(digits["x_train"].shape[1:])
+    model = compiled_model(digits["x_train"].shape[1:])
     trainer = lk.LayerwiseTrainer(HANDOFF, num_classes=10, kmeans_data=digits["x_train"], verbose=0)
-    snapshots = {}
-
-    class _Snapshot(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):  # after the trainer's: stage 1 has just handed on
-            if epoch == 1:
-                snapshots["bottleneck"] = [w.copy() for w in model.get_layer("stage1_readout_bottleneck").get_weights()]
-                snapshots["bn"] = [w.copy() for w in model.get_layer("stage1_readout_bn").get_weights()]
-
-    _fit(model, trainer, digits, [_Snapshot()])
-    return model, trainer, snapshots
+    snapshot = WeightSnapshot(1, {"bottleneck": "stage1_readout_bottleneck", "bn": "stage1_readout_bn"})
+    fit_growth(model, trainer, digits, [snapshot])  # epoch 1's end, after the trainer's: stage 1 has just handed on
+    return model, trainer, snapshot.weights
 
 
 def test_bottleneck_handoff_keeps_the_head_frozen_and_clusters_it_again(handed_on, digits):

@@ -7,7 +7,7 @@ import pytest
 import keras
 
 import layerwise_keras as lk
-from helpers import assert_export_parity
+from helpers import WeightSnapshot, assert_export_parity, compiled_model, fit_growth
 from layerwise_keras import export
 from layerwise_keras.growth.builder import end_to_end_model, grown_model
 from layerwise_keras.growth.layers import ClusterAssignment, CodeGate
@@ -99,29 +99,13 @@ GATED = [
 
 
 @pytest.fixture(scope="module")
-def digits():
-    from layerwise_keras.runs.pipeline import load_splits
-
-    return load_splits({"name": "hierarchical_digits", "train": 1500, "val": 200, "test": 300}, seed=0)
-
-
-@pytest.fixture(scope="module")
 def gated(digits):
     keras.utils.set_random_seed(2)
-    model = lk.input_model(digits["x_train"].shape[1:])
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model = compiled_model(digits["x_train"].shape[1:])
     trainer = lk.LayerwiseTrainer(GATED, num_classes=10, kmeans_data=digits["x_train"], verbose=0)
-    snapshot = {}
-
-    class _Snapshot(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):  # after the trainer's: stage 1 has just handed on
-            if epoch == 1:
-                snapshot["gate"] = [w.copy() for w in model.get_layer("stage1_readout_gate").get_weights()]
-
-    model.fit(digits["x_train"], digits["y_train"], batch_size=64, epochs=trainer.total_epochs,
-              validation_data=(digits["x_val"], digits["y_val"]), callbacks=[trainer, _Snapshot()], verbose=0)
-    return model, trainer, snapshot
+    snapshot = WeightSnapshot(1, {"gate": "stage1_readout_gate"})
+    fit_growth(model, trainer, digits, [snapshot])  # epoch 1's end, after the trainer's: stage 1 has just handed on
+    return model, trainer, snapshot.weights
 
 
 def test_gated_stages_grow_freeze_the_gate_and_hand_it_on(gated, digits):

@@ -19,7 +19,7 @@ Usage:
                                  [--probe-epochs N]
     python benchmarks/cifar10.py --markdown-only benchmarks/results/cifar10_cifar10_paper.json
     python benchmarks/cifar10.py --config cifar10_best --atlas M.keras   (the pictures of a saved run)
-    python benchmarks/cifar10.py --add-probes benchmarks/results/cifar10_cifar10_best.json --model M.keras --probe-epochs 2
+    python benchmarks/cifar10.py --add-probes benchmarks/results/cifar10_cifar10_paper.json --model M.keras --probe-epochs 2
 
 `--add-probes` measures code probes (`--probe-epochs`) afterwards on the model a run saved with `--save-model`:
 it checks that the model gives the file's test accuracy on the same split (so it is that run's) and that this

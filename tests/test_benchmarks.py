@@ -43,8 +43,9 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
     assert [s["stage"] for s in report["layerwise"]["stages"]] == list(range(1, n_stages + 1))
     # Quick mode (300 images, 1 epoch per stage) learns little, but above chance (0.1; 3 standard deviations of
     # chance on these 1,000 test / 500 validation images is 0.03-0.04): measured on the 2-core development CPU,
-    # end to end 0.170 / 0.209 / 0.210 test accuracy, stage 1 0.178 / 0.198 / 0.166 validation (cifar10_paper /
-    # cifar10_best / cifar10_stacked; the stacked figures the same with TF_ENABLE_ONEDNN_OPTS=0 and =1).
+    # end to end 0.170 / 0.219 / 0.210 test accuracy, stage 1 0.178 / 0.230 / 0.168 validation (cifar10_paper /
+    # cifar10_best / cifar10_stacked; the stacked figures the same with TF_ENABLE_ONEDNN_OPTS=0 and =1, the best
+    # ones measured at commit 6fae703's config).
     assert report["end_to_end"]["test_accuracy"] >= 0.135, report["end_to_end"]["test_accuracy"]
     assert report["layerwise"]["stages"][0]["val_accuracy"] >= 0.135, report["layerwise"]["stages"][0]
     assert 0.0 < report["layerwise"]["kmeans_share"] < 1.0
@@ -59,12 +60,15 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
             continue
         assert 0.0 <= s["code_probe_val_accuracy"] <= 1.0 and s["code_probe_epochs"] == 1
         assert s["clustering_cost"] == pytest.approx(s["val_accuracy"] - s["code_probe_val_accuracy"])
-    # A head trained on stage 1's code learns something even here: measured 0.152 / 0.176 validation (cifar10_paper
-    # / cifar10_best, 2-core development CPU; chance 0.1, 2 standard deviations of chance on 500 images 0.027).
-    # Later stages' probes come near chance in quick mode (0.116 / 0.168), so only stage 1's is bounded.
-    if config != "cifar10_stacked":
+    # A head trained on stage 1's code learns something even here: measured 0.152 validation (cifar10_paper, 2-core
+    # development CPU; chance 0.1, 2 standard deviations of chance on 500 images 0.027). Later stages' probes come
+    # near chance in quick mode (0.116), so only stage 1's is bounded. cifar10_best and cifar10_stacked cluster
+    # first in every stage: no probes, and no cost-of-clustering column.
+    probed = any(c["clusters"] is not None and c["cluster"] != "patches" for c in report["config"]["stages"])
+    assert probed == (config == "cifar10_paper")
+    if probed:
         assert report["layerwise"]["stages"][0]["code_probe_val_accuracy"] >= 0.125
-    assert ("cost of clustering" in md) == (config != "cifar10_stacked")
+    assert ("cost of clustering" in md) == probed
     if config == "cifar10_paper":
         _check_add_probes(script, tmp_path, report)
 

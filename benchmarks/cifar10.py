@@ -296,7 +296,7 @@ def add_probes(results_path, model_path, epochs, data_dir, command, seed=0, verb
 
 
 def draw_atlases(model_path, config_name, data_dir, folder, images=1000, shown=48):
-    """Draws `<folder>/<config>_atlas_stage<n>.png` for every clustered stage of a model saved by `--save-model`.
+    """Draws `<folder>/<config name>_atlas_stage<n>.png` for every clustered stage of a model saved by `--save-model`.
 
     Each picture shows `shown` centroids with evenly spaced ids (not the most used, which are flat colours)
     and their 8 nearest positions among the first `images` test images (JPEG copy), nearness measured where
@@ -306,12 +306,13 @@ def draw_atlases(model_path, config_name, data_dir, folder, images=1000, shown=4
     from layerwise_keras.monitoring.plots import plot_cluster_atlas
 
     model = keras.saving.load_model(model_path)
-    x = _images(load_config(config_name), "test", data_dir)[0][:images]
+    config = load_config(config_name)  # a bundled name or a path: the pictures are named after the config's name
+    x = _images(config, "test", data_dir)[0][:images]
     paths = []
     for n in clustered_stages(model):
         k = stage_layer(model, n, "assign").n_clusters
         ids = list(range(0, k, max(1, k // shown)))[:shown]
-        path = os.path.join(folder, f"{config_name}_atlas_stage{n}.png")
+        path = os.path.join(folder, f"{config['name']}_atlas_stage{n}.png")
         paths.append(plot_cluster_atlas(model, x, path, stage=n, per_cluster=8, clusters=ids, overwrite=True))
     return paths
 
@@ -337,7 +338,7 @@ def main(argv=None):
     parser.add_argument("--plot", metavar="PNG", help="with --markdown-only: also draw the per-epoch validation "
                         "accuracy of both sides, stage by stage (monitoring.plots.plot_stage_accuracy)")
     parser.add_argument("--atlas", metavar="MODEL.keras", help="only draw the cluster atlases of a model saved by "
-                        "--save-model into IMAGES_DIR/<config>_atlas_stage<n>.png (no training)")
+                        "--save-model into IMAGES_DIR/<config name>_atlas_stage<n>.png (no training)")
     parser.add_argument("--images-dir", default=os.path.normpath(os.path.join(HERE, os.pardir, "docs", "images")))
     args = parser.parse_args(argv)
     command = "python benchmarks/cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:])

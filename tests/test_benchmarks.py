@@ -27,11 +27,16 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
     assert result.returncode == 0, result.stderr[-3000:]
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # never overwrites a saved model
     assert again.returncode == 2 and "--save-model needs a new .keras path" in again.stderr
-    atlas = subprocess.run([sys.executable, script, "--config", config, "--atlas", str(tmp_path / "m.keras"),
+    # The atlases of a config given as a JSON path (an exploration run's) are named after its "name" field and
+    # written under --images-dir, not next to the JSON.
+    as_path = tmp_path / "configs" / "explored.json"
+    as_path.parent.mkdir()
+    as_path.write_text(json.dumps({**load_config(config), "name": f"{config}_explored"}))
+    atlas = subprocess.run([sys.executable, script, "--config", str(as_path), "--atlas", str(tmp_path / "m.keras"),
                             "--data-dir", SHARED, "--images-dir", str(tmp_path)], capture_output=True, text=True,
                            timeout=600)
     assert atlas.returncode == 0, atlas.stderr[-3000:]
-    pictures = [tmp_path / f"{config}_atlas_stage{n}.png" for n in range(1, n_stages)]
+    pictures = [tmp_path / f"{config}_explored_atlas_stage{n}.png" for n in range(1, n_stages)]
     assert atlas.stdout.split() == [str(p) for p in pictures] and all(p.stat().st_size > 10_000 for p in pictures)
     report = json.loads((tmp_path / f"cifar10_{config}_quick.json").read_text())
     assert report["quick"] is True and report["data"] == "CIFAR-10 (JPEG re-encoded local copy)"

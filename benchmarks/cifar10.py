@@ -17,8 +17,10 @@ The local CIFAR-10 copy is JPEG re-encoded: every figure is labelled
 Usage:
     python benchmarks/cifar10.py [--config cifar10_paper] [--data-dir DIR] [--quick] [--seed 0] [--save-model M.keras]
                                  [--probe-epochs N]
-    python benchmarks/cifar10.py --markdown-only benchmarks/results/cifar10_cifar10_paper.json
+    python benchmarks/cifar10.py --markdown-only benchmarks/results/cifar10_cifar10_paper.json [--plot PNG]
     python benchmarks/cifar10.py --config cifar10_best --atlas M.keras   (the pictures of a saved run)
+
+`--plot` and `--atlas` never replace an existing picture unless given `--overwrite`.
     python benchmarks/cifar10.py --add-probes benchmarks/results/cifar10_cifar10_paper.json --model M.keras --probe-epochs 2
 
 `--add-probes` measures code probes (`--probe-epochs`) afterwards on the model a run saved with `--save-model`:
@@ -234,8 +236,11 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def plot(report, path):
-    """Draws the layerwise run's per-epoch validation accuracy, stage by stage, beside its end-to-end twin's."""
+def plot(report, path, overwrite=False):
+    """Draws the layerwise run's per-epoch validation accuracy, stage by stage, beside its end-to-end twin's.
+
+    An existing `path` is replaced only with `overwrite` (FileExistsError otherwise).
+    """
     from layerwise_keras.monitoring.plots import plot_stage_accuracy
 
     lw, e2e = report["layerwise"], report.get("end_to_end") or {}
@@ -248,7 +253,7 @@ def plot(report, path):
         "stages": lw["stages"],
         "baseline": {"val_accuracy": e2e["epoch_val_accuracy"], "test_accuracy": e2e["test_accuracy"]} if e2e else {},
     }
-    return plot_stage_accuracy(metrics, path, overwrite=True)
+    return plot_stage_accuracy(metrics, path, overwrite=overwrite)
 
 
 def _refuse(message):
@@ -295,26 +300,29 @@ def add_probes(results_path, model_path, epochs, data_dir, command, seed=0, verb
     return report
 
 
-def draw_atlases(model_path, config_name, data_dir, folder, images=1000, shown=48):
+def draw_atlases(model_path, config_name, data_dir, folder, images=1000, shown=48, overwrite=False):
     """Draws `<folder>/<config name>_atlas_stage<n>.png` for every clustered stage of a model saved by `--save-model`.
 
     Each picture shows `shown` centroids with evenly spaced ids (not the most used, which are flat colours)
     and their 8 nearest positions among the first `images` test images (JPEG copy), nearness measured where
-    k-means measured it (after the stage's whitening).
+    k-means measured it (after the stage's whitening). Existing pictures are replaced only with `overwrite`:
+    otherwise a FileExistsError naming them, before anything is drawn.
     """
     from layerwise_keras.growth.builder import clustered_stages, stage_layer
     from layerwise_keras.monitoring.plots import plot_cluster_atlas
 
     model = keras.saving.load_model(model_path)
     config = load_config(config_name)  # a bundled name or a path: the pictures are named after the config's name
+    paths = {n: os.path.join(folder, f"{config['name']}_atlas_stage{n}.png") for n in clustered_stages(model)}
+    existing = [p for p in paths.values() if os.path.exists(p)]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} already exist(s); pass --overwrite to replace them.")
     x = _images(config, "test", data_dir)[0][:images]
-    paths = []
-    for n in clustered_stages(model):
+    for n, path in paths.items():
         k = stage_layer(model, n, "assign").n_clusters
         ids = list(range(0, k, max(1, k // shown)))[:shown]
-        path = os.path.join(folder, f"{config['name']}_atlas_stage{n}.png")
-        paths.append(plot_cluster_atlas(model, x, path, stage=n, per_cluster=8, clusters=ids, overwrite=True))
-    return paths
+        plot_cluster_atlas(model, x, path, stage=n, per_cluster=8, clusters=ids, overwrite=overwrite)
+    return list(paths.values())
 
 
 def main(argv=None):
@@ -340,10 +348,16 @@ def main(argv=None):
     parser.add_argument("--atlas", metavar="MODEL.keras", help="only draw the cluster atlases of a model saved by "
                         "--save-model into IMAGES_DIR/<config name>_atlas_stage<n>.png (no training)")
     parser.add_argument("--images-dir", default=os.path.normpath(os.path.join(HERE, os.pardir, "docs", "images")))
+    parser.add_argument("--overwrite", action="store_true", help="let --plot and --atlas replace existing pictures "
+                        "(without it they stop with an error)")
     args = parser.parse_args(argv)
     command = "python benchmarks/cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.atlas:
-        print("\n".join(draw_atlases(args.atlas, args.config, args.data_dir, args.images_dir)))
+        try:
+            print("\n".join(draw_atlases(args.atlas, args.config, args.data_dir, args.images_dir,
+                                         overwrite=args.overwrite)))
+        except FileExistsError as err:
+            parser.error(str(err))
         return 0
     if args.add_probes:
         if not args.model or not args.probe_epochs:
@@ -351,12 +365,14 @@ def main(argv=None):
         add_probes(args.add_probes, args.model, args.probe_epochs, args.data_dir, command, args.seed)
         return 0
     if args.markdown_only:
+        if args.plot and os.path.exists(args.plot) and not args.overwrite:
+            parser.error(f"{args.plot} already exists; pass --overwrite to replace it.")
         with open(args.markdown_only) as f:
             report = json.load(f)
         with open(os.path.splitext(args.markdown_only)[0] + ".md", "w") as f:
             f.write(markdown(report))
         if args.plot:
-            plot(report, args.plot)
+            plot(report, args.plot, overwrite=args.overwrite)
         return 0
     if args.save_model and (not args.save_model.endswith(".keras") or os.path.exists(args.save_model)):
         parser.error(f"--save-model needs a new .keras path; {args.save_model!r} exists or is not .keras")

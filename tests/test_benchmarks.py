@@ -38,6 +38,10 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
     assert atlas.returncode == 0, atlas.stderr[-3000:]
     pictures = [tmp_path / f"{config}_explored_atlas_stage{n}.png" for n in range(1, n_stages)]
     assert atlas.stdout.split() == [str(p) for p in pictures] and all(p.stat().st_size > 10_000 for p in pictures)
+    drawn = [p.read_bytes() for p in pictures]
+    again = subprocess.run(atlas.args, capture_output=True, text=True, timeout=600)  # pictures are not replaced
+    assert again.returncode == 2 and "pass --overwrite to replace them" in again.stderr, again.stderr[-3000:]
+    assert [p.read_bytes() for p in pictures] == drawn
     report = json.loads((tmp_path / f"cifar10_{config}_quick.json").read_text())
     assert report["quick"] is True and report["data"] == "CIFAR-10 (JPEG re-encoded local copy)"
     for side in ("layerwise", "end_to_end"):  # both sides, one run, one machine
@@ -76,6 +80,22 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
     assert ("cost of clustering" in md) == probed
     if config == "cifar10_paper":
         _check_add_probes(script, tmp_path, report)
+    if config == "cifar10_best":
+        _check_plot(script, tmp_path / f"cifar10_{config}_quick.json")
+
+
+def _check_plot(script, results):
+    """`--markdown-only --plot` draws the per-epoch picture once; replacing it needs --overwrite."""
+    png = results.parent / "accuracy.png"
+    cmd = [sys.executable, script, "--markdown-only", str(results), "--plot", str(png)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0 and png.stat().st_size > 10_000, first.stderr[-3000:]
+    drawn = png.read_bytes()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "pass --overwrite to replace it" in again.stderr, again.stderr[-3000:]
+    assert png.read_bytes() == drawn
+    replaced = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, timeout=600)
+    assert replaced.returncode == 0 and png.stat().st_size > 10_000, replaced.stderr[-3000:]
 
 
 def _check_add_probes(script, tmp_path, report):

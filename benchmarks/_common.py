@@ -2,7 +2,6 @@
 
 import datetime
 import os
-import platform
 import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,16 +41,10 @@ def write_results(folder, stem, report, markdown_text):
     print(markdown_text)
 
 
-def cpu_model():
-    """The CPU's model name (`/proc/cpuinfo`), else what `platform` says."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def cpu_description(machine, model=None):
+    """`"<n>-core CPU (<model>, <architecture>)"` for a results file's `machine` (older files lack the model)."""
+    model = model or machine.get("cpu_model")
+    return f"{machine['cpu_count']}-core CPU ({', '.join(filter(None, [model, machine['processor']]))})"
 
 
 # What must match for figures measured later to share a results file's machine line.

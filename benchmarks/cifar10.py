@@ -38,9 +38,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
-from _common import HERE, RESULTS, commit, machine_mismatch, now, write_results  # noqa: E402
+from _common import HERE, RESULTS, commit, cpu_description, machine_mismatch, now, write_results  # noqa: E402
 from layerwise_keras import datasets  # noqa: E402
 from layerwise_keras.runs.config import load_config, smoke_config, validate_config  # noqa: E402
 from layerwise_keras.runs.pipeline import (  # noqa: E402
@@ -173,7 +172,7 @@ def markdown(report):
         f"- data: {report['data']}; sizes {report['sizes']}",
         f"- command: `{report['command']}`",
         f"- commit: `{report['commit']}`, date: {report['date']}",
-        f"- machine: {report['machine']['cpu_count']}-core CPU ({report['machine']['processor']}), "
+        f"- machine: {cpu_description(report['machine'])}, "
         f"GPUs: {', '.join(report['machine']['gpus']) or 'none'}; "
         + (f"TensorFlow {report['machine']['tensorflow']}, " if report["machine"].get("tensorflow") else "")
         + f"Keras {report['machine']['keras']} ({report['machine']['backend']} backend)",

@@ -48,7 +48,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _common import HERE, RESULTS, commit, machine_mismatch, now, write_results  # noqa: E402
+from _common import HERE, RESULTS, commit, cpu_description, machine_mismatch, now, write_results  # noqa: E402
 from layerwise_keras import datasets  # noqa: E402
 from layerwise_keras.runs.config import load_config, smoke_config  # noqa: E402
 from layerwise_keras.runs.machine import machine_info  # noqa: E402
@@ -169,7 +169,7 @@ def markdown(report):
         f"- base: the bundled `{BASE}` configuration (its description) with only the budget above changed",
         f"- command: `{report['command']}`",
         f"- commit: `{report['commit']}`, date: {report['date']}, total {report['total_seconds']:.0f} s",
-        f"- machine: {machine['cpu_count']}-core CPU ({machine['processor']}), GPUs: "
+        f"- machine: {cpu_description(machine)}, GPUs: "
         f"{', '.join(machine['gpus']) or 'none'}; TensorFlow {machine.get('tensorflow')}, "
         f"Keras {machine['keras']} ({machine['backend']} backend)",
     ]

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from _common import commit, now, write_results  # noqa: E402
+from _common import commit, cpu_description, now, write_results  # noqa: E402
 from layerwise_keras.runs.config import load_config  # noqa: E402
 from layerwise_keras.runs.pipeline import machine_info, end_to_end, grow, load_splits  # noqa: E402
 
@@ -75,7 +75,7 @@ def markdown(report):
         "",
         f"- command: `{report['command']}`",
         f"- commit: `{report['commit']}`, date: {report['date']}",
-        f"- machine: {report['machine']['cpu_count']}-core CPU ({report['machine']['processor']}), "
+        f"- machine: {cpu_description(report['machine'])}, "
         f"no GPU; TensorFlow {report['machine']['tensorflow']}, Keras {report['machine']['keras']} "
         f"({report['machine']['backend']} backend)",
         f"- seeds: {report['seeds']}{' (QUICK MODE: reduced data and epochs, not a full run)' if report['quick'] else ''}",

@@ -68,7 +68,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 # benchmarks/ is sys.path[0] when this file runs as a script
-from _common import commit, cpu_model, now, write_results  # noqa: E402
+from _common import commit, cpu_description, now, write_results  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -97,6 +97,8 @@ def machine_info():
     import sklearn
     import tensorflow as tf
     from threadpoolctl import threadpool_info
+
+    from layerwise_keras.runs.machine import cpu_model
 
     faiss = _faiss()
     return {
@@ -425,7 +427,7 @@ def markdown(report):
         "",
         f"- command: `{report['command']}`",
         f"- commit: `{report['commit']}`, date: {report['date']}, total wall time {report['total_seconds']:.0f} s",
-        f"- machine: {m['cpu_count']}-core CPU ({m['cpu_model']}, {m['processor']}), no GPU; "
+        f"- machine: {cpu_description(m)}, no GPU; "
         f"TensorFlow {m['tensorflow']}, Keras {m['keras']} ({m['backend']} backend), scikit-learn {m['sklearn']}, "
         f"faiss-cpu {m['faiss'] or 'not installed'}, NumPy {m['numpy']}",
         f"- threads: TF intra-op {m['threads']['tf_intra_op'] or 'default (all cores)'}, faiss OpenMP "

@@ -34,8 +34,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from _common import commit, cpu_model, now, write_results  # noqa: E402
+from _common import commit, cpu_description, now, write_results  # noqa: E402
 from layerwise_keras.runs.config import load_config  # noqa: E402
+from layerwise_keras.runs.machine import cpu_model  # noqa: E402
 from layerwise_keras.runs.machine import machine_info  # noqa: E402
 from layerwise_keras.runs.pipeline import end_to_end, grow, load_splits  # noqa: E402
 
@@ -106,7 +107,7 @@ def markdown(report):
         "",
         f"- command: `{report['command']}`",
         f"- commit: `{report['commit']}`, date: {report['date']}, total wall time {report['total_seconds']:.0f} s",
-        f"- machine: {m['cpu_count']}-core CPU ({', '.join(filter(None, [report.get('cpu_model'), m['processor']]))}), "
+        f"- machine: {cpu_description(m, report.get('cpu_model'))}, "
         f"no GPU; TensorFlow {m['tensorflow']}, "
         f"Keras {m['keras']} ({m['backend']} backend)",
         f"- seeds: {report['seeds']}; budget: {report['steps']} gradient steps per layerwise stage, the stages' sum "

@@ -46,6 +46,7 @@ def test_train_writes_artifacts_then_refuses_then_overwrites(tmp_path, tiny_conf
     assert metrics["test_examples"] == 100
     assert metrics["train_seconds"] > 0
     assert {"python", "tensorflow", "keras", "cpu_count"} <= set(metrics["machine"])
+    assert isinstance(metrics["machine"]["cpu_model"], str) and metrics["machine"]["cpu_model"]  # the CPU's name
     assert [s["stage"] for s in metrics["stages"]] == [1, 2, 3]
     assert all(isinstance(stage["test_purity"], float) for stage in metrics["stages"][:2])  # the clustered stages
     assert "test_purity" not in metrics["stages"][2]

@@ -7,7 +7,39 @@ import platform
 import keras
 
 
+def cpu_model():
+    """The CPU's model name.
+
+    Returns:
+        The `model name` line of `/proc/cpuinfo` (Linux), else what `platform` says (`"x86_64"`, `"arm"`, ...).
+
+    Example:
+
+    >>> isinstance(cpu_model(), str)
+    True
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_info():
+    """The machine and library versions a figure was measured with.
+
+    Returns:
+        A JSON-ready dict: platform, processor (architecture), cpu_model, cpu_count, python, tensorflow (None
+        without it), keras, backend and the names of the GPUs the backend sees.
+
+    Example:
+
+    >>> sorted(machine_info())[:3]
+    ['backend', 'cpu_count', 'cpu_model']
+    """
     backend = keras.backend.backend()
     try:
         import tensorflow as tf
@@ -24,6 +56,7 @@ def machine_info():
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__ if tf is not None else None,

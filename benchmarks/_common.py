@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts: provenance of a results file."""
+"""Helpers shared by the benchmark scripts: provenance of a results file, and reading a layerwise run's stages."""
 
 import datetime
 import os
@@ -39,6 +39,20 @@ def write_results(folder, stem, report, markdown_text):
     with open(os.path.join(folder, stem + ".md"), "w") as f:
         f.write(markdown_text)
     print(markdown_text)
+
+
+def stage_drops(stages):
+    """The stages (1-based) whose validation accuracy is below the stage before's; `None` if one lacks a figure."""
+    accuracies = [s.get("val_accuracy") for s in stages]
+    if None in accuracies:
+        return None
+    return [n + 2 for n, (a, b) in enumerate(zip(accuracies, accuracies[1:])) if b < a]
+
+
+def stage_epochs(report):
+    """The epochs each stage of a results file's layerwise run trained (older files: the config's, default 1)."""
+    configured = [c.get("epochs", 1) for c in report["config"]["stages"]]
+    return [int(s.get("epochs", c)) for s, c in zip(report["layerwise"]["stages"], configured)]
 
 
 def cpu_description(machine, model=None):

@@ -39,7 +39,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from _common import HERE, RESULTS, commit, cpu_description, machine_mismatch, now, write_results  # noqa: E402
+from _common import (HERE, RESULTS, commit, cpu_description, machine_mismatch, now, stage_drops,  # noqa: E402
+                     stage_epochs, write_results)
 from layerwise_keras import datasets  # noqa: E402
 from layerwise_keras.runs.config import load_config, smoke_config, validate_config  # noqa: E402
 from layerwise_keras.runs.pipeline import (  # noqa: E402
@@ -209,9 +210,8 @@ def markdown(report):
               "| stage | val acc at stage end | clusters used | stage s | k-means s | k-means iterations |"
               + (" code probe val acc | cost of clustering |" if probed else ""),
               "|---|---|---|---|---|---|" + ("---|---|" if probed else "")]
-    accuracies = [s.get("val_accuracy") for s in lw["stages"]]
-    if None not in accuracies and len(accuracies) > 1:
-        drops = [n + 2 for n, (a, b) in enumerate(zip(accuracies, accuracies[1:])) if b < a]
+    drops = stage_drops(lw["stages"])
+    if drops is not None and len(lw["stages"]) > 1:
         lines.insert(-2, "Every stage at least as accurate as the one before (validation): " + (
             "yes." if not drops else f"no (lower than the stage before: stage {', '.join(map(str, drops))})."))
         lines.insert(-2, "")
@@ -243,8 +243,7 @@ def plot(report, path, overwrite=False):
     from layerwise_keras.monitoring.plots import plot_stage_accuracy
 
     lw, e2e = report["layerwise"], report.get("end_to_end") or {}
-    configured = [c.get("epochs", 1) for c in report["config"]["stages"]]  # results older than per-stage "epochs"
-    stage_of_epoch = [s["stage"] for s, c in zip(lw["stages"], configured) for _ in range(int(s.get("epochs", c)))]
+    stage_of_epoch = [s["stage"] for s, epochs in zip(lw["stages"], stage_epochs(report)) for _ in range(epochs)]
     metrics = {
         "name": f"{report['config']['name']}, CIFAR-10 JPEG copy",
         "test_accuracy": lw["test_accuracy"],

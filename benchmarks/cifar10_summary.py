@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from _common import RESULTS, cpu_description
+from _common import RESULTS, cpu_description, stage_drops, stage_epochs
 
 OUTPUT = os.path.join(RESULTS, "cifar10_summary.md")
 PAPER_FIGURE = 0.734  # the paper's CIFAR-10 figure (as listed by Belilovsky et al. 2019): cifar10_paper's target
@@ -79,8 +79,9 @@ def markdown(runs):
     for stem, r in rows:
         lw, e2e, stages = r["layerwise"], r.get("end_to_end") or {}, r["config"]["stages"]
         vals = [s["val_accuracy"] for s in lw["stages"]]
-        epochs = "/".join(str(s.get("epochs", c.get("epochs", "?"))) for s, c in zip(lw["stages"], stages))
-        gains = "yes" if all(b >= a for a, b in zip(vals, vals[1:])) else "no"
+        epochs = "/".join(map(str, stage_epochs(r)))
+        drops = stage_drops(lw["stages"])
+        gains = "—" if drops is None else ("no" if drops else "yes")
         twin = f"{e2e['test_accuracy']:.4f}" if e2e else "—"
         lines.append(
             f"| {stem} | `{r['config']['name']}` | `{r['commit']}` | {order(stages)} | {code(stages)} | {epochs} "

@@ -11,20 +11,29 @@ The top level holds what a growth needs (`Stage`, `LayerwiseTrainer`,
 in Keras (`lk.datasets`, `lk.clustering`, `lk.growth`, `lk.export`,
 `lk.monitoring`, `lk.tuning`, `lk.runs`; `docs/architecture.md` maps them).
 
+Importing the package registers its Keras classes (`registration`), so a
+`.keras` file it wrote loads with `keras.saving.load_model` in a fresh
+process, whether `keras` is imported before or after it.
+
 Example:
 
+>>> import numpy as np
 >>> import layerwise_keras as lk
->>> trainer = lk.LayerwiseTrainer([lk.Stage(32, 3, clusters=16), lk.Stage(64, 3)], num_classes=10,
-...                               kmeans_data=x_train)
+>>> x_train = np.random.default_rng(0).random((64, 9, 9, 1), dtype="float32")
+>>> trainer = lk.LayerwiseTrainer([lk.Stage(8, 3, clusters=4), lk.Stage(8, 3)], num_classes=3,
+...                               kmeans_data=x_train, verbose=0)
 >>> model = lk.input_model(x_train.shape[1:])
 """
 
 import importlib
 
+from layerwise_keras import registration
+
 __version__ = "0.1.0"
 
 # Subpackages and modules loaded on first attribute access (`lk.datasets`, ...), as Keras does.
-SUBMODULES = ("clustering", "compat", "datasets", "export", "growth", "monitoring", "runs", "saving", "tuning", "cli")
+SUBMODULES = ("clustering", "compat", "datasets", "export", "growth", "monitoring", "registration", "runs",
+              "saving", "tuning", "cli")
 
 # Public names of the top level -> the module that defines them.
 _EXPORTS = {
@@ -58,3 +67,6 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+registration.install()

@@ -18,6 +18,7 @@ LAYERS = [
     {"datasets"},
     {"clustering"},
     {"growth"},
+    {"registration"},
     {"export"},
     {"monitoring"},
     {"runs"},

@@ -1,27 +1,44 @@
 """Growth: stages, the one model builder, the `LayerwiseTrainer` callback, cached growth, checkpoints.
 
-- `Stage` (`stage`), `ClusterAssignment`, `CodeGate` (`layers`).
+- `Stage` (`stage`), `ClusterAssignment`, `CodeGate` (`layers`),
+  `LayerwiseSequential` (`sequential`).
 - `input_model`, `grown_model`, `end_to_end_model`, the stage-layer registry
   (`builder`).
 - `LayerwiseTrainer` (`trainer`), `assignments` (`inspect`).
 - `grow_cached` (`cached`, TensorFlow-only), `GrowthCheckpoint`,
   `read_checkpoint` (`checkpoint`).
+
+The names below load on first access, as the top level does, so that importing
+`growth.layers` or `growth.sequential` (what `registration` does) imports
+nothing else of the package.
 """
 
-from layerwise_keras.growth.builder import end_to_end_model, grown_model, input_model
-from layerwise_keras.growth.inspect import assignments
-from layerwise_keras.growth.layers import ASSIGNMENTS, ClusterAssignment, CodeGate
-from layerwise_keras.growth.stage import Stage
-from layerwise_keras.growth.trainer import LayerwiseTrainer
+import importlib
 
-__all__ = [
-    "ASSIGNMENTS",
-    "ClusterAssignment",
-    "CodeGate",
-    "LayerwiseTrainer",
-    "Stage",
-    "assignments",
-    "end_to_end_model",
-    "grown_model",
-    "input_model",
-]
+# Public names -> the module that defines them.
+_EXPORTS = {
+    "ASSIGNMENTS": "layers",
+    "ClusterAssignment": "layers",
+    "CodeGate": "layers",
+    "LayerwiseSequential": "sequential",
+    "LayerwiseTrainer": "trainer",
+    "Stage": "stage",
+    "assignments": "inspect",
+    "end_to_end_model": "builder",
+    "grown_model": "builder",
+    "input_model": "builder",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

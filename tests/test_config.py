@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from layerwise_keras.runs.config import CONFIG_DIR, bundled_configs, load_config, validate_config
+from layerwise_keras.runs import config as config_module
+from layerwise_keras.runs.config import CONFIG_DIR, bundled_configs, check_config, load_config, validate_config
 from layerwise_keras.growth import Stage
 
 
@@ -90,25 +91,54 @@ def test_optional_keys_may_be_absent(tmp_path, base):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"width": 0}, "width must be a positive integer, got 0"),
-        ({"width": 2.5}, "width must be a positive integer"),
-        ({"assignment": "foo"}, "assignment must be one of .*'foo'"),
-        ({"clusters": 1}, "clusters must be an integer >= 2"),
-        ({"epochs": 0}, "epochs must be a positive integer"),
-        ({"kernel_size": 0}, "kernel_size must be a positive int"),
-        ({"readout": "max"}, "readout must be one of"),
-        ({"padding": "full"}, "padding must be 'valid' or 'same'"),
-        ({"depth": 3}, r"unknown keys \['depth'\]"),
-        ({"kmeans": {"n_clusters": 5}}, "reserved kmeans options"),
+        ({"width": 0}, r"bad stage: stages\[0\]\.width must be a positive integer, got 0"),
+        ({"clusters": 1}, r"bad stage: stages\[0\]\.clusters must be an integer >= 2"),
+        ({"epochs": 0}, r"bad stage: stages\[0\]\.epochs must be a positive integer"),
+        ({"kernel_size": 0}, r"bad stage: stages\[0\]\.kernel_size must be a positive int"),
+        ({"q": 2}, r"bad stage: stages\[0\]: q=2 needs assignment='nearest'"),
     ],
 )
 def test_bad_stage_values_are_named(tmp_path, base, change, message):
+    # Ranges and combinations are Stage's: checked after Keras is imported, with the stage's path.
     base["stages"][0].update(change)
     path = _write(tmp_path, base)
+    load_config(path, full=False)  # keys and types are fine
     with pytest.raises(ValueError, match=message) as info:
         load_config(path)
-    assert "bad stage" in str(info.value)
     assert path in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"width": 2.5}, r"stages\[0\]\.width must be an integer or null, got 2\.5"),
+        ({"assignment": "foo"}, r"stages\[0\]\.assignment must be one of \['hard', .*\], got 'foo'"),
+        ({"assignment": "triangel"}, r"stages\[0\]\.assignment must be one of .*\(did you mean 'triangle'\?\)"),
+        ({"readout": "max"}, r"stages\[0\]\.readout must be one of"),
+        ({"padding": "full"}, r"stages\[0\]\.padding must be one of \['valid', 'same'\]"),
+        ({"batchnorm": 1}, r"stages\[0\]\.batchnorm must be true or false, got 1"),
+        ({"kernel_size": "3x3"}, r"stages\[0\]\.kernel_size must be an integer or a list of integers"),
+        ({"xyz": 3}, r"unknown keys \['stages\[0\]\.xyz'\]; a stage takes \['width', "),
+        ({"widht": 3}, r"unknown keys \['stages\[0\]\.widht'\] \(did you mean 'width'\?\)"),
+        ({"kmeans": []}, r"stages\[0\]\.kmeans must be an object, got \[\]"),
+        ({"kmeans": {"n_clusters": 5}}, r"stages\[0\]\.kmeans\.n_clusters is reserved: .*stages\[0\]\.clusters"),
+        ({"kmeans": {"max_iterr": 5}},
+         r"unknown keys \['stages\[0\]\.kmeans\.max_iterr'\] \(did you mean 'max_iter'\?\); stages\[0\]\.kmeans takes"),
+    ],
+)
+def test_stage_keys_and_types_are_checked_without_keras_naming_the_path(tmp_path, base, change, message):
+    base["stages"][0].update(change)
+    path = _write(tmp_path, base)
+    for full in (False, True):
+        with pytest.raises(ValueError, match=message) as info:
+            load_config(path, full=full)
+        assert str(info.value).startswith(f"{path}: ")
+
+
+def test_a_stage_that_is_not_an_object_is_named(base):
+    base["stages"][1] = 64
+    with pytest.raises(ValueError, match=r"mine\.json: stages\[1\] must be an object, got 64"):
+        check_config(base, source="mine.json")
 
 
 @pytest.mark.parametrize(
@@ -142,10 +172,12 @@ def test_integral_float_batch_size_is_normalised(base):
     assert config["batch_size"] == 32 and type(config["batch_size"]) is int
 
 
-@pytest.mark.parametrize("value", [float("inf"), None, "wide"])
-def test_ill_typed_stage_value_is_a_value_error(tmp_path, base, value):
+@pytest.mark.parametrize("value, message", [(float("inf"), "must be an integer or null, got inf"),
+                                            (None, "must be a positive integer, got None"),  # Stage's check
+                                            ("wide", "must be an integer or null, got 'wide'")])
+def test_ill_typed_stage_value_is_a_value_error(tmp_path, base, value, message):
     base["stages"][1]["width"] = value
-    with pytest.raises(ValueError, match="bad stage"):
+    with pytest.raises(ValueError, match=r"stages\[1\]\.width " + message):
         load_config(_write(tmp_path, base))
 
 
@@ -162,12 +194,21 @@ def test_malformed_json_is_a_value_error_naming_the_file(tmp_path):
     assert "line 1" in str(info.value)  # the JSON decoder's position is kept
 
 
-@pytest.mark.parametrize("name", ["no_such_config", "missing/dir/cfg.json"])
+@pytest.mark.parametrize("name", ["missing/dir/cfg.json", "cfg.json"])
 def test_missing_file_is_file_not_found_naming_it(name):
     with pytest.raises(FileNotFoundError, match="No configuration file") as info:
         load_config(name)
     assert repr(name) in str(info.value)
     assert "hierarchical_digits" in str(info.value)  # lists the bundled choices
+
+
+def test_unknown_bundled_name_lists_the_choices():
+    with pytest.raises(FileNotFoundError) as info:
+        load_config("cifar10")
+    message = str(info.value)
+    assert message.startswith("no bundled config named 'cifar10' (did you mean 'cifar10_best', ")
+    assert "choices: cifar10_best, cifar10_paper, cifar10_stacked, hierarchical_2level" in message
+    assert "No configuration file" not in message
 
 
 def test_a_directory_is_not_a_config(tmp_path):
@@ -188,3 +229,179 @@ def test_smoke_config_keeps_the_structure_and_shrinks_the_cost():
         if big.get("clusters"):
             assert little["clusters"] == max(8, big["clusters"] // 8) and little["kmeans"]["max_iter"] == 10
     validate_config(small)
+
+
+# -- every block: keys, types and values named by their path (issue 23) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["dataset"].update(trian=1000),
+         r"unknown keys \['dataset\.trian'\] \(did you mean 'train'\?\); dataset takes \['name', 'train', "),
+        (lambda c: c["dataset"].update(train=None), r"dataset\.train must be a positive integer, got None"),
+        (lambda c: c["dataset"].update(val=0), r"dataset\.val must be a positive integer, got 0"),
+        (lambda c: c["dataset"].update(name="cifar"),
+         r"dataset\.name: unknown name 'cifar' \(did you mean 'cifar10'\?\); expected one of \['hierarchical_digits'"),
+        (lambda c: c["dataset"].update(options=[]), r"dataset\.options must be an object, got \[\]"),
+        (lambda c: c["dataset"].update(options={"colour": True}),
+         r"unknown keys \['dataset\.options\.colour'\]; dataset\.options of 'hierarchical_digits' takes \['noise'"),
+        (lambda c: c["dataset"].update(options={"augment": True}),  # real datasets only
+         r"unknown keys \['dataset\.options\.augment'\]; dataset\.options of 'hierarchical_digits'"),
+        (lambda c: c["dataset"].update(name="cifar10", options={"normalise": "unit"}),
+         r"unknown keys \['dataset\.options\.normalise'\] \(did you mean 'normalize'\?\)"),
+        (lambda c: c["dataset"].update(name="cifar10", options={"normalize": "std"}),
+         r"dataset\.options\.normalize must be one of \['unit', 'standardize', 'none'\], got 'std'"),
+        (lambda c: c["dataset"].update(name="cifar10", options={"augment": "yes"}),
+         r"dataset\.options\.augment must be true or false, got 'yes'"),
+        (lambda c: c["dataset"].update(name="hierarchical", options={"level": 2}),
+         r"unknown keys \['dataset\.options\.level'\] \(did you mean 'levels'\?\)"),
+    ],
+    ids=["dataset_typo", "train_null", "val_zero", "unknown_dataset", "options_list", "unknown_option",
+         "augment_synthetic", "real_option_typo", "normalize_value", "augment_type", "hierarchical_option_typo"],
+)
+def test_dataset_block_is_checked_naming_the_path(tmp_path, base, mutate, message):
+    mutate(base)
+    path = _write(tmp_path, base)
+    with pytest.raises(ValueError, match=message) as info:
+        load_config(path, full=False)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c.update(datset=c.pop("dataset")), r"unknown keys \['datset'\] \(did you mean 'dataset'\?\)"),
+        (lambda c: c.update(epochs=3, learning_rate=0.1),
+         r"unknown keys \['epochs', 'learning_rate'\] \(did you mean 'stages\[i\]\.epochs' for 'epochs', "
+         r"'optimizer\.config\.learning_rate' for 'learning_rate'\?\); the top level takes \['dataset', .*\]\. "
+         r"Every key of every block is described in the docstring of layerwise_keras/runs/config\.py"),
+        (lambda c: c.update(seed=-1), r"seed must be a non-negative integer, got -1"),
+        (lambda c: c.update(seed="0"), r"seed must be a non-negative integer, got '0'"),
+        (lambda c: c.update(cache="yes"), r"cache must be true or false, got 'yes'"),
+        (lambda c: c.update(name=3), r"name must be a string, got 3"),
+        (lambda c: c.update(optimizer=5), r"optimizer must be a Keras optimizer name or an object"),
+        (lambda c: c.update(optimizer={"config": {}}), r"optimizer\.class_name must name a Keras optimizer class"),
+        (lambda c: c["optimizer"].update(clas_name="SGD"),
+         r"unknown keys \['optimizer\.clas_name'\] \(did you mean 'class_name'\?\)"),
+        (lambda c: c["optimizer"].update(config=[0.1]), r"optimizer\.config must be an object, got \[0\.1\]"),
+    ],
+    ids=["top_level_typo", "keras_habits", "seed_negative", "seed_string", "cache", "name", "optimizer_type",
+         "no_class_name", "optimizer_typo", "optimizer_config_list"],
+)
+def test_top_level_and_optimizer_blocks_are_checked_naming_the_path(tmp_path, base, mutate, message):
+    mutate(base)
+    path = _write(tmp_path, base)
+    with pytest.raises(ValueError, match=message) as info:
+        load_config(path, full=False)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize(
+    "optimizer, message",
+    [
+        ({"class_name": "Adam", "config": {"learnin_rate": 0.1}},
+         r"unknown keys \['optimizer\.config\.learnin_rate'\] \(did you mean 'learning_rate'\?\); "
+         r"optimizer\.config of Adam takes \['learning_rate', 'beta_1', .*'weight_decay', 'clipnorm'"),
+        ({"class_name": "SGD", "config": {"beta_1": 0.9}},  # an Adam argument: SGD has momentum
+         r"unknown keys \['optimizer\.config\.beta_1'\]; optimizer\.config of SGD takes \['learning_rate', 'momentum'"),
+        ({"class_name": "Adamm"},
+         r"optimizer\.class_name: unknown optimizer 'Adamm' \(did you mean 'Adam'\?\); Keras has \[.*'SGD'"),
+        ("sgdd", r"optimizer: unknown optimizer 'sgdd' \(did you mean 'SGD'\?\)"),
+    ],
+)
+def test_optimizer_class_and_config_keys_are_checked_with_keras(base, optimizer, message):
+    base["optimizer"] = optimizer
+    check_config(base, source="mine.json")  # no Keras: only the block's own keys
+    with pytest.raises(ValueError, match=message) as info:
+        validate_config(base, source="mine.json")
+    assert str(info.value).startswith("mine.json: ")
+
+
+def test_keras_optimizer_spellings_are_accepted(base):
+    import keras
+
+    for optimizer in ("adam", "SGD", {"class_name": "adamw", "config": {"learning_rate": 1e-3, "weight_decay": 0.01}},
+                      keras.optimizers.serialize(keras.optimizers.SGD(learning_rate=0.1, momentum=0.9))):
+        assert validate_config(dict(base, optimizer=optimizer))["optimizer"] == optimizer
+
+
+def test_check_config_normalises_integral_numbers_and_keeps_stages_as_written(base):
+    base["dataset"]["train"] = 300.0
+    base["seed"] = 2.0
+    config = check_config(base)
+    assert config["dataset"]["train"] == 300 and type(config["dataset"]["train"]) is int
+    assert type(config["seed"]) is int
+    assert config["stages"] == base["stages"]  # validate_config is what expands them to full Stage configs
+
+
+def test_bundled_configs_by_dataset():
+    assert bundled_configs(dataset="cifar10") == ["cifar10_best", "cifar10_paper", "cifar10_stacked"]
+    assert bundled_configs(dataset="hierarchical") == ["hierarchical_2level", "hierarchical_3level"]
+    assert bundled_configs(dataset="mnist") == []
+
+
+# -- the schema follows the code it describes ---------------------------------------------------------------
+
+
+def test_stage_schema_matches_stage_fields_and_choices():
+    import dataclasses
+    import inspect
+
+    from layerwise_keras.clustering.kmeans import KMeans
+    from layerwise_keras.growth import stage as stage_module
+    from layerwise_keras.growth.layers import ASSIGNMENTS
+
+    types = config_module.STAGE_TYPES
+    assert list(types) == [f.name for f in dataclasses.fields(Stage)]
+    assert types["assignment"] == ASSIGNMENTS and types["readout"] == stage_module.READOUTS
+    assert types["cluster"] == stage_module.CLUSTER_SOURCES and types["handoff"] == stage_module.HANDOFFS
+    assert types["schedule"] == stage_module.SCHEDULES
+    assert set(config_module.KMEANS_KEYS) == set(inspect.signature(KMeans).parameters) - {"n_clusters"}
+    check_config(dict(load_config("hierarchical_digits"), stages=[Stage(8).get_config()]))  # every default passes
+
+
+def test_dataset_schema_matches_the_generators_and_splits():
+    import inspect
+
+    from layerwise_keras.datasets import generative, real, splits
+
+    options = config_module.DATASET_OPTIONS
+    assert set(options) == {"hierarchical_digits", "hierarchical", *splits.REAL_DATASETS}
+    digits = set(inspect.signature(generative.hierarchical_digits).parameters) - {"n", "seed"}  # given by load_splits
+    assert set(options["hierarchical_digits"]) == digits
+    assert set(options["hierarchical"]) == set(inspect.signature(generative.HierarchicalModel).parameters)
+    assert config_module.REAL_OPTIONS == splits.REAL_OPTIONS
+    assert set(config_module.REAL_OPTION_TYPES) == set(splits.REAL_OPTIONS)
+    assert config_module.REAL_OPTION_TYPES["normalize"] == real.NORMALIZATIONS
+
+
+def test_module_docstring_describes_every_key_of_every_block():
+    doc = config_module.__doc__
+    keys = {*config_module.REQUIRED, *config_module.OPTIONAL, *config_module.DATASET_KEYS,
+            *(k for opts in config_module.DATASET_OPTIONS.values() for k in opts), *config_module.STAGE_TYPES,
+            *config_module.KMEANS_KEYS, *config_module.OPTIMIZER_KEYS}
+    missing = sorted(k for k in keys if f"`{k}`" not in doc)
+    assert not missing, missing
+
+
+def test_check_config_imports_neither_keras_nor_tensorflow(fresh_python, tmp_path):
+    # The module copy the CLI uses before TensorFlow (the package `runs` imports the pipeline).
+    script = (
+        "import sys\n"
+        "from layerwise_keras import cli\n"
+        "module = cli._config_module()\n"
+        "for name in module.bundled_configs():\n"
+        "    module.load_config(name, full=False)\n"
+        "config = module.load_config('hierarchical_digits', full=False)\n"
+        "config['dataset']['trian'] = 3\n"
+        "try:\n"
+        "    module.check_config(config, source='x')\n"
+        "except ValueError as err:\n"
+        "    print(err)\n"
+        "print('imported', 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    proc = fresh_python(script, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "x: unknown keys ['dataset.trian'] (did you mean 'train'?)" in proc.stdout
+    assert proc.stdout.strip().endswith("imported False False"), proc.stdout

@@ -52,8 +52,8 @@ def load_splits(dataset_config, seed=0):
             model = HierarchicalModel(**options)
             images, labels, latents = model.sample(n, seed=seed)
             num_classes = model.num_labels
-    except TypeError as err:  # unknown or ill-typed options
-        raise ValueError(f"dataset {name!r}: bad options {options}: {err}") from err
+    except (TypeError, ValueError) as err:  # unknown, ill-typed or out-of-range options
+        raise ValueError(f"dataset.options of {name!r}: bad options {options}: {err}") from err
     a, b = sizes[0], sizes[0] + sizes[1]
     return {
         "x_train": images[:a], "y_train": labels[:a],
@@ -83,7 +83,8 @@ def _real_splits(dataset_config, seed):
     options = dict(dataset_config.get("options", {}))
     unknown = sorted(set(options) - set(REAL_OPTIONS))
     if unknown:
-        raise ValueError(f"dataset {name!r}: unknown options {unknown}; expected a subset of {list(REAL_OPTIONS)}.")
+        raise ValueError(f"dataset.options of {name!r}: unknown options {unknown}; expected a subset of "
+                         f"{list(REAL_OPTIONS)}.")
     data_dir = options.get("data_dir")
     normalize = options.get("normalize", "unit")
     test_split = options.get("test_split", "test")

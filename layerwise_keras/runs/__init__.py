@@ -4,28 +4,42 @@
 - `grow`, `end_to_end`, `run`, `run_baseline` (`pipeline`).
 - `check_output_dir` (`folders`), `machine_info` (`machine`).
 - `export_run`, `artifact_path` (`exporting`); `write_report`, `report_paths` (`report`).
+
+The names load on first access, as the top level does, so that the command
+line reads and checks a configuration (`runs.config`) without importing
+Keras or TensorFlow.
 """
 
-from layerwise_keras.runs.config import bundled_configs, load_config, smoke_config, validate_config
-from layerwise_keras.runs.exporting import artifact_path, export_run
-from layerwise_keras.runs.folders import check_output_dir
-from layerwise_keras.runs.machine import machine_info
-from layerwise_keras.runs.pipeline import end_to_end, grow, run, run_baseline
-from layerwise_keras.runs.report import report_paths, write_report
+import importlib
 
-__all__ = [
-    "artifact_path",
-    "bundled_configs",
-    "check_output_dir",
-    "end_to_end",
-    "export_run",
-    "grow",
-    "load_config",
-    "machine_info",
-    "report_paths",
-    "run",
-    "run_baseline",
-    "smoke_config",
-    "validate_config",
-    "write_report",
-]
+# Public names -> the module that defines them.
+_EXPORTS = {
+    "artifact_path": "exporting",
+    "bundled_configs": "config",
+    "check_output_dir": "folders",
+    "end_to_end": "pipeline",
+    "export_run": "exporting",
+    "grow": "pipeline",
+    "load_config": "config",
+    "machine_info": "machine",
+    "report_paths": "report",
+    "run": "pipeline",
+    "run_baseline": "pipeline",
+    "smoke_config": "config",
+    "validate_config": "config",
+    "write_report": "report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

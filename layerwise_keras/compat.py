@@ -103,6 +103,38 @@ def is_argmax_op(operation):
     return type(operation).__name__ == "Argmax" and not isinstance(operation, keras.layers.Layer)
 
 
+def compiled_functions(model):
+    """The plain functions given to `model.compile` as loss or metrics, by name (`Trainer._compile_config`).
+
+    `compile_from_config` finds a function only by a registered name; the
+    trainer re-compiles the model at every stage, so it passes these as
+    custom objects, and a user's unregistered loss or metric function works.
+
+    Example:
+
+    >>> model.compile("adam", my_loss, metrics=[my_metric])
+    >>> sorted(compiled_functions(model))
+    ['my_loss', 'my_metric']
+    """
+    config = getattr(getattr(model, "_compile_config", None), "config", None) or {}
+    found = {}
+
+    def visit(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+        elif callable(value) and not isinstance(value, type) and hasattr(value, "__name__") \
+                and not isinstance(value, (keras.losses.Loss, keras.metrics.Metric)):
+            found[value.__name__] = value
+
+    for key in ("loss", "metrics", "weighted_metrics"):
+        visit(config.get(key))
+    return found
+
+
 def is_save_best_epoch(callback):
     """Whether a callback is keras-tuner's per-epoch `SaveBestEpoch` checkpoint.
 

@@ -74,3 +74,20 @@ def test_jax_backends_started_answers():
 
     assert callable(xla_bridge.backends_are_initialized)
     assert isinstance(compat.jax_backends_started(), bool)
+
+
+def _my_loss(y_true, y_pred):
+    return keras.losses.mean_squared_error(y_true, y_pred)
+
+
+def _my_metric(y_true, y_pred):
+    return keras.ops.mean(y_pred)
+
+
+def test_compiled_functions_finds_the_plain_functions_given_to_compile():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", _my_loss, metrics=["accuracy", _my_metric, keras.metrics.MeanSquaredError()])
+    assert compat.compiled_functions(model) == {"_my_loss": _my_loss, "_my_metric": _my_metric}
+    with keras.saving.custom_object_scope(compat.compiled_functions(model)):
+        model.compile_from_config(model.get_compile_config())  # what the trainer does at every stage
+    assert model.loss is _my_loss

@@ -132,17 +132,26 @@ def test_trainer_refuses_a_functional_model(small_problem):
 
 
 def test_nan_training_images_stop_with_a_clear_error(small_problem):
+    import tensorflow as tf
+
     x, y, _ = small_problem
     bad = x.copy()
     bad[:, 0, 0, 0] = np.nan
     trainer = lk.LayerwiseTrainer([lk.Stage(8, clusters=4), lk.Stage(8)], 4, kmeans_data=x, verbose=0)
     model = _compile(lk.input_model(x.shape[1:]))
+    # Arrays are checked when fit starts, before any epoch.
+    with pytest.raises(ValueError, match=r"`x` contains \d+ non-finite value\(s\)"):
+        model.fit(bad, y, epochs=trainer.total_epochs, callbacks=[trainer], verbose=0)
+    # A tf.data pipeline's values are not read before training: the trainer's own check at the epoch end.
     # Depending on the CPU's kernels the NaN pixels make the loss NaN, or the loss stays finite (ReLU may turn
     # NaN into 0) while the gradients turn the weights NaN: the trainer's own check names the stage either way,
     # before k-means ever sees an embedding.
+    trainer = lk.LayerwiseTrainer([lk.Stage(8, clusters=4), lk.Stage(8)], 4, kmeans_data=x, verbose=0)
+    model = _compile(lk.input_model(x.shape[1:]))
+    dataset = tf.data.Dataset.from_tensor_slices((bad, y)).batch(64)
     with pytest.raises(ValueError, match=r"LayerwiseTrainer: (the training loss is nan|non-finite weights) at stage 1, "
                                          r"epoch 1\b"):
-        model.fit(bad, y, epochs=trainer.total_epochs, callbacks=[trainer], verbose=0)
+        model.fit(dataset, epochs=trainer.total_epochs, callbacks=[trainer], verbose=0)
 
 
 class _CorruptWeight(keras.callbacks.Callback):
@@ -238,16 +247,18 @@ def test_growth_structure_logs_and_tensorboard(small_problem, tmp_path):
 
     # Per-stage figures reach History ...
     h = history.history
+    # (every key in every epoch, aligned with the epochs: NaN where the epoch ended no clustered stage).
     assert h["stage"] == [1, 1, 2]
-    assert len(h["kmeans_inertia"]) == 1 and h["kmeans_inertia"][0] > 0
-    assert h["kmeans_iterations"][0] >= 1
+    assert len(h["kmeans_inertia"]) == 3 and h["kmeans_inertia"][1] > 0
+    assert np.isnan(h["kmeans_inertia"][0]) and np.isnan(h["kmeans_inertia"][2])
+    assert h["kmeans_iterations"][1] >= 1
     counts = np.asarray(trainer.stage_results[0]["kmeans_counts"])
-    assert h["cluster_usage"][0] == pytest.approx((counts > 0).mean())
+    assert h["cluster_usage"][1] == pytest.approx((counts > 0).mean())
     p = counts[counts > 0] / counts.sum()
-    assert h["cluster_entropy"][0] == pytest.approx(-(p * np.log(p)).sum() / np.log(len(counts)))
-    assert len(h["stage_seconds"]) == 2 and "val_accuracy" in h
+    assert h["cluster_entropy"][1] == pytest.approx(-(p * np.log(p)).sum() / np.log(len(counts)))
+    assert np.isnan(h["stage_seconds"][0]) and min(h["stage_seconds"][1:]) > 0 and "val_accuracy" in h
     assert [r["stage"] for r in trainer.stage_results] == [1, 2]
-    assert trainer.stage_results[0]["kmeans_inertia"] == h["kmeans_inertia"][0]
+    assert trainer.stage_results[0]["kmeans_inertia"] == h["kmeans_inertia"][1]
 
     # ... and TensorBoard, read back with TensorFlow's own event reader.
     import tensorflow as tf

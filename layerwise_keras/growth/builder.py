@@ -369,6 +369,20 @@ def _check_positions(model, n, owner):
         raise ValueError(f"{owner}: stage {n} leaves no spatial positions (output {model.output_shape}).")
 
 
+def image_shape(model):
+    """Returns the image shape `(H, W, C)` a `Sequential` takes, also while it holds only its `keras.Input`.
+
+    Example:
+
+    >>> image_shape(input_model((9, 9, 1)))
+    (9, 9, 1)
+    """
+    inputs = [l for l in compat.sequential_layers(model) if isinstance(l, keras.layers.InputLayer)]
+    if inputs:
+        return tuple(inputs[0].batch_shape[1:])
+    return tuple(model.input_shape[1:])
+
+
 def _channels(model):
     """The channels of what a `Sequential` computes so far (its input's while it holds only its `Input`)."""
     if model.layers:
@@ -513,7 +527,7 @@ def freeze_stage(model, stage, n, centroids, whitening=None):
     return assign
 
 
-def grown_model(stages, input_shape, num_classes, seed=0, name="layerwise"):
+def grown_model(stages, input_shape, num_classes, seed=0, name="layerwise", owner="grown_model"):
     """Builds the network a `LayerwiseTrainer` grows, untrained.
 
     The same layers, names, order and frozen flags as after the growth
@@ -528,9 +542,15 @@ def grown_model(stages, input_shape, num_classes, seed=0, name="layerwise"):
         num_classes: int, the number of logits.
         seed: int, the initialisers' seed (as `LayerwiseTrainer(seed=...)`).
         name: the model's name.
+        owner: who asks, for the error messages.
 
     Returns:
         A built `keras.Sequential` (not compiled).
+
+    Raises:
+        ValueError: when a stage does not fit what reaches it (an input too
+            small for its kernel, stride or pool): the message names the
+            stage, its input's shape and the image shape.
 
     Example:
 
@@ -538,17 +558,27 @@ def grown_model(stages, input_shape, num_classes, seed=0, name="layerwise"):
     >>> [layer.name for layer in model.layers]
     ['stage1_conv', 'stage1_assign', 'stage2_conv', 'stage2_readout_flatten', 'stage2_readout']
     """
-    stages = check_stages(stages, num_classes, owner="grown_model")
+    stages = check_stages(stages, num_classes, owner=owner)
     model = input_model(input_shape, name=name)
     last = len(stages) - 1
     for index, stage in enumerate(stages):
         n = index + 1
-        conv = append_stage(model, stage, n, num_classes, seed, readout=index == last, owner="grown_model")
-        if index < last:
-            conv.trainable = False
-            model.add(stage_assignment(stage, n))
-            if stage.handoff == "bottleneck":
-                append_handoff(model, stage, n, num_classes, seed)
+        reaching = tuple(model.output_shape[1:]) if model.layers else tuple(input_shape)
+        try:
+            conv = append_stage(model, stage, n, num_classes, seed, readout=index == last, owner=owner)
+            if index < last:
+                conv.trainable = False
+                model.add(stage_assignment(stage, n))
+                if stage.handoff == "bottleneck":
+                    append_handoff(model, stage, n, num_classes, seed)
+        except ValueError as err:
+            raise ValueError(
+                f"{owner}: stage {n} of {len(stages)} does not fit the {reaching[0]}x{reaching[1]}x{reaching[2]} "
+                f"map that reaches it from {tuple(input_shape)} images (kernel_size={stage.kernel_size}, "
+                f"strides={stage.strides}, padding={stage.padding!r}, input_pool={stage.input_pool}, "
+                f"readout={stage.readout!r}, pool_size={stage.pool_size}): give larger images, or smaller kernels, "
+                f"strides or pools to the stages up to {n}. ({err})"
+            ) from err
     return model
 
 

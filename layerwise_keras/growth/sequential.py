@@ -11,12 +11,17 @@ import keras
 class LayerwiseSequential(keras.Sequential):
     """The `keras.Sequential` a `LayerwiseTrainer` grows (what `input_model` returns).
 
-    It is a plain `Sequential` with one addition: `fit` first lets each
-    callback that has a `before_fit(model)` method (the `LayerwiseTrainer`)
-    prepare the model. The JAX and PyTorch trainers build the model from a
-    data batch before any callback runs, which fails on a model holding only
-    its `keras.Input`; adding stage 1 before `fit` makes the same user code
-    grow a model on every backend.
+    It is a plain `Sequential` with two additions:
+
+    * `fit` first lets each callback that has a `before_fit(model, fit_args)`
+      method (the `LayerwiseTrainer`) check `fit`'s arguments and prepare
+      the model. The JAX and PyTorch trainers build the model from a data
+      batch before any callback runs, which fails on a model holding only
+      its `keras.Input`; adding stage 1 before `fit` makes the same user code
+      grow a model on every backend, and checking first makes a bad label,
+      shape or callback an error before the first epoch, not after stage 1.
+    * `summary()` of the empty model says how to see the planned network
+      (`LayerwiseTrainer.planned_model(input_shape).summary()`).
 
     Example:
 
@@ -26,9 +31,16 @@ class LayerwiseSequential(keras.Sequential):
     """
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
-        for callback in callbacks or ():
+        fit_args = dict(kwargs, x=x, y=y, batch_size=batch_size, epochs=epochs, callbacks=list(callbacks or ()))
+        for callback in list(fit_args["callbacks"]):
             before_fit = getattr(callback, "before_fit", None)
             if callable(before_fit):
-                before_fit(self)
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
-                           **kwargs)
+                before_fit(self, fit_args)  # may reorder fit_args["callbacks"]
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                           callbacks=fit_args["callbacks"], **kwargs)
+
+    def summary(self, *args, **kwargs):
+        if not self.layers:
+            print(f"Model {self.name!r} holds only its input until `fit` grows it; to see the planned network "
+                  "(every stage's layers and shapes), call trainer.planned_model(input_shape).summary().")
+        return super().summary(*args, **kwargs)

@@ -42,7 +42,8 @@ from layerwise_keras.clustering.whitening import WhitenedStream, fit_zca
 from layerwise_keras.datasets.batches import image_batches
 from layerwise_keras.datasets.checks import check_images
 from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, count_stages, drop_readout,
-                                            freeze_stage, stage_layer)
+                                            freeze_stage, grown_model, stage_layer)
+from layerwise_keras.growth.fit_checks import check_fit, logits_loss
 from layerwise_keras.growth.strategy import _kmeans_distribute, _replicated_strategy, _strategy_scope
 
 
@@ -81,8 +82,19 @@ MIN_CLUSTER_USAGE = 0.5
 MIN_POINTS_PER_CLUSTER = 4
 
 
+# The figures the trainer adds to the epoch logs at a clustered stage's end. Every epoch's logs hold each of
+# them (NaN where the epoch ended no clustered stage), so that CSVLogger, which fixes its columns at the first
+# epoch, and History keep them aligned with the epochs.
+STAGE_FIGURES = ("kmeans_inertia", "kmeans_mean_sq_dist", "kmeans_iterations", "kmeans_seconds", "cluster_usage",
+                 "cluster_entropy", "dead_clusters", "stage_seconds")
+
+
 class StageWarning(UserWarning):
     """A stage ended in a state that usually means a failed growth (near-chance accuracy, collapsed clusters)."""
+
+
+class GrowthIncompleteWarning(UserWarning):
+    """`fit` ended before the last stage did: the model is not the grown network (`trainer.finished` is False)."""
 
 
 def _fresh_progress():
@@ -126,17 +138,25 @@ def _stage_line(result, n, total):
 class LayerwiseTrainer(keras.callbacks.Callback):
     """Grows a `Sequential` model stage by stage inside one `model.fit` call.
 
-    Pass it first in `callbacks` (before `keras.callbacks.TensorBoard`), so
-    the per-stage figures it adds to the epoch `logs` are recorded by the
-    callbacks after it and by `History`:
+    The model of `input_model` moves it before Keras' own callbacks in
+    `fit`'s `callbacks` (and checks `fit`'s arguments first:
+    `growth.fit_checks`), so the per-stage figures it adds to the epoch
+    `logs` are recorded by the callbacks after it (`CSVLogger`,
+    `TensorBoard`, `History`); with a plain `keras.Sequential`, pass it
+    first yourself:
 
     * every epoch: `stage` (1-based index of the stage trained that epoch);
-    * at the end of each clustered stage: `kmeans_inertia` (sum of squared
-      distances over the points k-means ran on), `kmeans_mean_sq_dist`,
-      `kmeans_iterations`, `kmeans_seconds`, `cluster_usage` (fraction of
-      non-empty clusters), `cluster_entropy` (usage entropy / log K),
-      `dead_clusters`, and `stage_seconds` (wall time of the stage,
-      training + clustering).
+    * at the end of each clustered stage (NaN in every other epoch's logs, so
+      that every key is there from the first epoch): `kmeans_inertia` (sum of
+      squared distances over the points k-means ran on),
+      `kmeans_mean_sq_dist`, `kmeans_iterations`, `kmeans_seconds`,
+      `cluster_usage` (fraction of non-empty clusters), `cluster_entropy`
+      (usage entropy / log K), `dead_clusters`, `stage_seconds` (wall time of
+      the stage, training + clustering), `whiten_seconds` where a stage
+      whitens, and `learning_rate` every epoch where a stage has a schedule.
+
+    Keras' callbacks beside it: see `growth.fit_checks` (which are refused,
+    and why) and the README's "With other Keras callbacks".
 
     `stage_results[i]` holds the same figures for stage i + 1 (the epoch
     logs of its last epoch, or of its best epoch when it stopped on
@@ -207,6 +227,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         self._stage_start = None
         self._resumed_at = None
         self._scheduled = None  # (initial, scheduled) learning rate of the epoch in progress
+        self._first_learning_rate = None  # the learning rate of the first compile (each stage starts from it)
+        self._callbacks = []  # fit's callbacks (before_fit), to restart ReduceLROnPlateau at each stage
 
     def _budget(self, stage):
         if stage.steps is None:
@@ -267,10 +289,31 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         return figures
 
     def _recompile(self, model):
+        """Compiles the model again for its new stage: a fresh optimizer at the initial learning rate.
+
+        A cross-entropy named by string is compiled with `from_logits=True`
+        (the network ends in logits); one that expects probabilities is
+        refused (`fit_checks.logits_loss`). The learning rate goes back to
+        the one of the first compile, so what `ReduceLROnPlateau` or
+        `LearningRateScheduler` did in a stage does not carry into the next.
+        """
         config = model.get_compile_config()
         if not config:
             raise RuntimeError("LayerwiseTrainer: compile the model before calling fit.")
-        model.compile_from_config(config)
+        loss, changed = logits_loss(getattr(model, "loss", None))
+        if changed:
+            config["loss"] = keras.saving.serialize_keras_object(loss)
+            if self.verbose:
+                print(f"LayerwiseTrainer: compiling the loss as keras.losses.{type(loss).__name__}(from_logits=True)"
+                      " (the network outputs logits).", flush=True)
+        optimizer = config.get("optimizer")
+        rate = optimizer.get("config", {}).get("learning_rate") if isinstance(optimizer, dict) else None
+        if self._first_learning_rate is None and isinstance(rate, (int, float)) and not isinstance(rate, bool):
+            self._first_learning_rate = float(rate)
+        elif self._first_learning_rate is not None and isinstance(rate, (int, float)):
+            optimizer["config"]["learning_rate"] = self._first_learning_rate
+        with keras.saving.custom_object_scope(compat.compiled_functions(model)):
+            model.compile_from_config(config)  # the user's own loss and metric functions resolve by name
         if _replicated_strategy(model) is not None or keras.distribution.distribution() is not None:
             # Under keras.distribution (JAX) the train function's shardings are fixed when it is made,
             # so the new optimizer's and metrics' variables must exist by then.
@@ -340,9 +383,49 @@ class LayerwiseTrainer(keras.callbacks.Callback):
                 self._recompile(model)
         return model
 
-    def before_fit(self, model):
-        """Called by `LayerwiseSequential.fit` before Keras builds the model: adds stage 1 (see `begin`)."""
+    def before_fit(self, model, fit_args=None):
+        """Called by `LayerwiseSequential.fit` before Keras builds the model: checks, then adds stage 1.
+
+        With `fit_args` (the arguments of `fit`), runs every check of
+        `growth.fit_checks.check_fit` first -- callbacks, loss, labels,
+        images, `kmeans_data`, the whole planned network's shapes -- and puts
+        the trainer first in `fit_args["callbacks"]`. Then adds stage 1 (see
+        `begin`).
+
+        Args:
+            model: the compiled `LayerwiseSequential`.
+            fit_args: dict of `fit`'s arguments, or None (no checks).
+
+        Returns:
+            None.
+        """
+        if fit_args is not None and self._resumed_at is None and self.grown_stages(model) == 0:
+            fit_args["callbacks"] = check_fit(model, self, fit_args)
+        if fit_args is not None:
+            self._callbacks = list(fit_args.get("callbacks") or ())
         self.begin(model)
+
+    def planned_model(self, input_shape):
+        """Returns the network this trainer will grow on `input_shape` images, untrained (for `summary()`).
+
+        The model `fit` starts from holds only its input until the growth
+        adds stage 1; this is the whole planned network (`grown_model`):
+        every stage's layers and output shapes.
+
+        Args:
+            input_shape: image shape `(height, width, channels)`.
+
+        Returns:
+            A built `keras.Sequential`.
+
+        Example:
+
+        >>> trainer = LayerwiseTrainer([Stage(8, 3, clusters=4), Stage(8, 3)], 3,
+        ...                            np.zeros((8, 9, 9, 1), "float32"), verbose=0)
+        >>> trainer.planned_model((9, 9, 1)).output_shape
+        (None, 3)
+        """
+        return grown_model(self.stages, input_shape, self.num_classes, seed=self.seed)
 
     def restore(self, stage_results, epochs_done, progress=None, best_weights=None):
         """Continues an interrupted growth: the stages done and the epochs run so far.
@@ -447,6 +530,16 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         if self._stage_start is None:
             self._stage_start = time.perf_counter()
         index = self._progress["stage"]
+        if index < len(self.stages) and self._progress["stage_epochs"] == 0:
+            if self.verbose:
+                print(self._stage_start_line(index), flush=True)
+            if index > 0 and self._first_learning_rate is not None:
+                # A new stage starts at the first compile's rate, whatever ReduceLROnPlateau did at the last
+                # stage's end, and the plateau is measured afresh.
+                self.model.optimizer.learning_rate = self._first_learning_rate
+                for callback in self._callbacks:
+                    if isinstance(callback, keras.callbacks.ReduceLROnPlateau):
+                        callback.on_train_begin()
         if index < len(self.stages) and self.stages[index].schedule is not None:
             # The scheduled rate holds for this epoch only: on_epoch_end puts the initial one back, so the
             # compile config, checkpoints and the next stage's optimizer all keep the initial rate.
@@ -455,6 +548,20 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             rate = base * stage.lr_factor(self._progress["stage_epochs"], self._budgets[index])
             self.model.optimizer.learning_rate = rate
             self._scheduled = (base, rate)
+
+    def _stage_start_line(self, index):
+        stage, n = self.stages[index], index + 1
+        what = "trains its convolution and readout, then k-means of its embeddings"
+        if stage.cluster == "patches":
+            what = "was k-means-clustered on its patches; trains its head on the code"
+        elif stage.clusters is None:
+            what = "trains its convolution and readout (the classifier)"
+        budget = f"{self._budgets[index]} epoch(s)"
+        if stage.steps is not None:
+            budget += f" ({stage.steps} steps)"
+        if stage.patience is not None:
+            budget = f"up to {budget}, stopping on convergence (patience {stage.patience})"
+        return f"LayerwiseTrainer: stage {n}/{len(self.stages)} begins: {what}; budget {budget}."
 
     def _initial_learning_rate(self, index):
         config = (self.model.get_compile_config() or {}).get("optimizer")
@@ -472,11 +579,15 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         if self._scheduled is not None:
             self.model.optimizer.learning_rate, logs["learning_rate"] = self._scheduled
             self._scheduled = None
+        elif "learning_rate" in self._figure_keys():
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         progress = self._progress
         index = progress["stage"]
         if index >= len(self.stages):
             raise RuntimeError(f"LayerwiseTrainer: epoch {epoch + 1} ran after the growth was complete.")
         logs["stage"] = index + 1
+        for key in self._figure_keys():
+            logs.setdefault(key, float("nan"))  # known only at a clustered stage's end
         self._check_finite(index + 1, epoch, logs)
         progress["stage_epochs"] += 1
         stage = self.stages[index]
@@ -487,7 +598,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             self._restore_best_weights()
         stage_logs = progress["best_logs"] if progress["best_logs"] is not None else logs
         result = {"stage": index + 1}
-        result.update({k: float(v) for k, v in stage_logs.items() if k != "stage"})
+        result.update({k: float(v) for k, v in stage_logs.items()
+                       if k != "stage" and not (k in self._figure_keys() and math.isnan(float(v)))})
         result["epochs"] = progress["stage_epochs"]
         if self.params.get("steps"):
             result["steps"] = progress["stage_epochs"] * int(self.params["steps"])
@@ -519,6 +631,24 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             warnings.warn(message, StageWarning, stacklevel=2)
         if self.finished and epoch + 1 < self.params.get("epochs", epoch + 1):
             self.model.stop_training = True  # the last stage converged before fit's epochs ran out
+
+    def _figure_keys(self):
+        keys = list(STAGE_FIGURES)
+        if any(stage.whiten is not None for stage in self.stages):
+            keys.append("whiten_seconds")
+        if any(stage.schedule is not None for stage in self.stages):
+            keys.append("learning_rate")
+        return keys
+
+    def on_train_end(self, logs=None):
+        if not self.finished:
+            index = self._progress["stage"]
+            warnings.warn(
+                f"LayerwiseTrainer: fit ended before the growth did (stage {index + 1} of {len(self.stages)} "
+                f"in training after {self._progress['stage_epochs']} of its {self._budgets[index]} epoch(s)): "
+                "the model is not the grown network and trainer.finished is False. Something stopped training "
+                "early (a callback setting model.stop_training, TerminateOnNaN, an interrupt).",
+                GrowthIncompleteWarning, stacklevel=2)
 
     def _monitor(self, stage, logs):
         key = stage.monitor
@@ -618,7 +748,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             lambda images: prefix(images, training=False), self.kmeans_data, self.kmeans_batch_size,
             stage=index + 1,
         )
-        return cluster_stage(self.stages[index], index + 1, stream, self.seed, distribute=_kmeans_distribute(model))
+        return cluster_stage(self.stages[index], index + 1, stream, self.seed, distribute=_kmeans_distribute(model),
+                             verbose=self.verbose)
 
     def _cluster_and_grow(self, index):
         """Ends clustered stage `index + 1` and adds the next one.
@@ -646,7 +777,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         return figures, next_figures, next_start
 
 
-def cluster_stage(stage, n, stream, seed=0, distribute=None):
+def cluster_stage(stage, n, stream, seed=0, distribute=None, verbose=0):
     """Runs stage `n`'s k-means on a stream of its embeddings (whitened first when the stage whitens).
 
     Args:
@@ -657,6 +788,8 @@ def cluster_stage(stage, n, stream, seed=0, distribute=None):
         seed: the growth's seed.
         distribute: what `KMeans(distribute=...)` takes: a
             `tf.distribute.Strategy`, `"processes"`, or None.
+        verbose: 0 silent; 1 a line when whitening and k-means start and
+            end (they take minutes on CIFAR-10), with their times.
 
     Returns:
         `(kmeans, whitening, figures)`: the fitted `KMeans` (centroids in
@@ -665,24 +798,33 @@ def cluster_stage(stage, n, stream, seed=0, distribute=None):
         (`kmeans_inertia`, `kmeans_iterations`, `cluster_usage`, ...;
         `kmeans_counts` too, for `stage_results` only).
     """
+    def say(message):
+        if verbose:
+            print(f"LayerwiseTrainer: stage {n}: {message}", flush=True)
+
     whitening, extra = None, {}
+    what = "patches" if stage.cluster == "patches" else "embeddings"
     if stage.whiten is not None:
+        say(f"fitting the ZCA whitening of its {what} (epsilon {stage.whiten:g}) ...")
         start = time.perf_counter()
         zca = fit_zca(stream, stage.whiten)
         stream = WhitenedStream(stream, zca)
         whitening = (zca.mean, zca.matrix)
         extra = {"whiten_seconds": time.perf_counter() - start}
+        say(f"whitening fitted on {zca.n_points} points in {extra['whiten_seconds']:.1f} s.")
     options = {"seed": seed + n - 1}
     options.update(stage.kmeans)
     if distribute is not None:
         options["distribute"] = distribute
     kmeans = KMeans(stage.clusters, **options)
+    say(f"k-means of its {what} into {stage.clusters} clusters (at most {kmeans.max_iter} Lloyd iterations) ...")
     start = time.perf_counter()
     try:
         kmeans.fit(stream)
     except ValueError as err:
         raise ValueError(f"LayerwiseTrainer: k-means of stage {n} failed: {err}") from err
     kmeans_seconds = time.perf_counter() - start
+    say(f"k-means done: {kmeans.n_iter_} iterations on {kmeans.n_points_} points in {kmeans_seconds:.1f} s.")
     counts = np.asarray(kmeans.counts_, dtype="float64")
     used = counts > 0
     p = counts[used] / counts.sum()

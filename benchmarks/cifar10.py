@@ -17,10 +17,18 @@ The local CIFAR-10 copy is JPEG re-encoded: every figure is labelled
 Usage:
     python benchmarks/cifar10.py [--config cifar10_paper] [--data-dir DIR] [--quick] [--seed 0] [--save-model M.keras]
                                  [--probe-epochs N]
+    python benchmarks/cifar10.py --config cifar10_best --seed 1 --run-dir /work/runs/best_s1 [--resume]
     python benchmarks/cifar10.py --markdown-only benchmarks/results/cifar10_cifar10_paper.json [--plot PNG]
     python benchmarks/cifar10.py --config cifar10_best --atlas M.keras   (the pictures of a saved run)
 
 `--plot` and `--atlas` never replace an existing picture unless given `--overwrite`.
+
+Long runs span sessions with `--run-dir DIR` (a folder outside the repository): the growth is checkpointed
+there at every epoch end, its finished figures and model are kept, and the end-to-end twin is checkpointed by
+Keras' `BackupAndRestore`. After a kill, the same command with `--resume` continues from the last completed
+epoch (the growth's data order depends on the epoch only, so a resumed growth trains as an uninterrupted one
+with `--run-dir` does); the results then say `resumed`, and epoch times count the kept epochs, not the work
+lost after the last checkpoint. A seed other than 0 adds `_seed<N>` to the results' file names.
     python benchmarks/cifar10.py --add-probes benchmarks/results/cifar10_cifar10_paper.json --model M.keras --probe-epochs 2
 
 `--add-probes` measures code probes (`--probe-epochs`) afterwards on the model a run saved with `--save-model`:
@@ -51,18 +59,39 @@ DEFAULT_DATA = os.path.join(HERE, os.pardir, os.pardir, "shared", "data")
 
 
 class EpochClock(keras.callbacks.Callback):
-    """Records the wall time since `fit` began and the validation accuracy at every epoch end."""
+    """Records the wall time since `fit` began and the validation accuracy at every epoch end.
 
-    def __init__(self):
+    With `path`, the figures are also written there (JSON) at every epoch end and read back when a resumed
+    `fit` begins: the epochs before the resume point keep their times, and the resumed epochs continue from
+    the last kept one (the time lost between the last checkpoint and the kill is not counted).
+    """
+
+    def __init__(self, path=None):
         super().__init__()
-        self.seconds, self.val_accuracy = [], []
+        self.seconds, self.val_accuracy, self.path = [], [], path
+        self._offset = 0.0
+        if path and os.path.exists(path):
+            with open(path) as f:
+                saved = json.load(f)
+            self.seconds, self.val_accuracy = saved["seconds"], saved["val_accuracy"]
 
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
+        self._first = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first:  # a resumed fit starts at its initial epoch: keep the figures of the epochs before it
+            self._first = False
+            del self.seconds[epoch:], self.val_accuracy[epoch:]
+            self._offset = self.seconds[-1] if self.seconds else 0.0
 
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+        self.seconds.append(self._offset + time.perf_counter() - self._start)
         self.val_accuracy.append(float((logs or {}).get("val_accuracy", float("nan"))))
+        if self.path:
+            with open(self.path + ".tmp", "w") as f:
+                json.dump({"seconds": self.seconds, "val_accuracy": self.val_accuracy}, f)
+            os.replace(self.path + ".tmp", self.path)
 
 
 def _time_to(clock, target):
@@ -104,7 +133,14 @@ def _images(config, split, data_dir):
 
 
 def run(config_name, data_dir, quick=False, seed=0, train=None, skip_baseline=False, on_partial=None,
-        save_model=None, probe_epochs=None):
+        save_model=None, probe_epochs=None, run_dir=None, resume=False):
+    """Grows the config's network and trains its twin; returns the report (see the module docstring).
+
+    With `run_dir` (a folder outside the repository), the run can continue after being killed: the growth is
+    checkpointed there every epoch (`runs.grow(checkpoint_dir=...)`), the finished growth's figures and model
+    are kept there, and the twin is checkpointed by Keras' `BackupAndRestore`. `resume=True` continues from
+    what `run_dir` holds; without it, a `run_dir` that holds a run is refused.
+    """
     config = load_config(config_name)
     config["dataset"].setdefault("options", {})["data_dir"] = data_dir
     if probe_epochs is not None:
@@ -117,48 +153,121 @@ def run(config_name, data_dir, quick=False, seed=0, train=None, skip_baseline=Fa
     report = {"config": config, "data": splits["data_label"], "sizes": {
         k: int(len(splits[f"y_{k}"])) for k in ("train", "val", "test")}}
 
-    clock = EpochClock()
-    if config.get("cache"):  # grown stage by stage outside one fit: the growth records its own clock
-        model, ours = grow(config, splits, seed=seed, verbose=2)
-        clock.seconds, clock.val_accuracy = ours["history"]["seconds"], ours["history"]["val_accuracy"]
+    paths = _run_paths(run_dir, config, seed, resume)
+    if paths and os.path.exists(paths["layerwise"]):  # the growth finished in an earlier session
+        with open(paths["layerwise"]) as f:
+            report["layerwise"] = json.load(f)
+        model = keras.saving.load_model(paths["model"])
+        print(f"resume: the growth is done ({paths['layerwise']}); continuing with the end-to-end twin", flush=True)
     else:
-        model, ours = grow(config, splits, seed=seed, verbose=2, callbacks=[clock])
+        report["layerwise"] = _grow_layerwise(config, splits, seed, data_dir, paths, resume)
+        model = keras.saving.load_model(paths["model"]) if paths else report["layerwise"].pop("_model")
     if save_model:
         os.makedirs(os.path.dirname(os.path.abspath(save_model)), exist_ok=True)
         model.save(save_model)  # the grown model, for report pictures (cluster atlases) after the run
+    if not skip_baseline:
+        if on_partial is not None:  # keep the layerwise figures if the baseline is cut short
+            on_partial(report)
+        report["end_to_end"] = _train_twin(config, splits, seed, data_dir, paths)
+        ours_t = report["layerwise"]["seconds_to_paper_accuracy"]
+        base_t = report["end_to_end"]["seconds_to_paper_accuracy"]
+        report["time_ratio"] = report["layerwise"]["train_seconds"] / report["end_to_end"]["train_seconds"]
+        report["time_to_paper_accuracy_ratio"] = None if ours_t is None or base_t is None else ours_t / base_t
+    return report
+
+
+class RunDirError(ValueError):
+    """A --run-dir / --resume mistake (a usage error: the command line says so and exits 2)."""
+
+
+def _run_paths(run_dir, config, seed, resume):
+    """The files of a resumable run in `run_dir` (None without one); refuses a used folder unless `resume`."""
+    if run_dir is None:
+        if resume:
+            raise RunDirError("--resume needs --run-dir (the folder the run keeps its checkpoints in)")
+        return None
+    names = {"checkpoint": "growth_checkpoint", "clock": "growth_clock.json", "layerwise": "layerwise.json",
+             "model": "layerwise.keras", "twin_backup": "twin_backup", "twin_clock": "twin_clock.json",
+             "run": "run.json"}
+    paths = {k: os.path.join(run_dir, v) for k, v in names.items()}
+    identity = {"config": json.loads(json.dumps(config)), "seed": seed}
+    if os.path.exists(paths["run"]):
+        if not resume:
+            raise RunDirError(f"{run_dir} already holds a run; pass --resume to continue it (or use a new folder)")
+        with open(paths["run"]) as f:
+            if json.load(f) != identity:
+                raise RunDirError(f"{run_dir} holds a run of another config or seed; resume it with the same "
+                                 "--config and --seed, or use a new folder")
+    elif resume:
+        raise RunDirError(f"--resume: {run_dir} holds no run to resume")
+    else:
+        os.makedirs(run_dir, exist_ok=True)
+        with open(paths["run"], "w") as f:
+            json.dump(identity, f)
+    return paths
+
+
+def _grow_layerwise(config, splits, seed, data_dir, paths, resume):
+    from layerwise_keras.growth.checkpoint import has_checkpoint
+
+    clock = EpochClock(paths["clock"] if paths else None)
+    if config.get("cache"):  # grown stage by stage outside one fit: the growth records its own clock
+        if paths:
+            raise RunDirError("--run-dir: a cached config (\"cache\": true) is not resumable")
+        model, ours = grow(config, splits, seed=seed, verbose=2)
+        clock.seconds, clock.val_accuracy = ours["history"]["seconds"], ours["history"]["val_accuracy"]
+    elif paths:
+        resuming = resume and has_checkpoint(paths["checkpoint"])
+        model, ours = grow(config, splits, seed=seed, verbose=2, callbacks=[clock],
+                           checkpoint_dir=paths["checkpoint"], resume=resuming)
+    else:
+        model, ours = grow(config, splits, seed=seed, verbose=2, callbacks=[clock])
     kmeans_seconds = sum(s.get("kmeans_seconds", 0.0) for s in ours["stages"])
-    report["layerwise"] = {
+    # A resumed growth's fit time counts this process only: the clock holds every kept epoch's time.
+    train_seconds = clock.seconds[-1] if paths and clock.seconds else ours["train_seconds"]
+    figures = {
         "test_accuracy": ours["test_accuracy"],
         "exact_subset": _exact_subset_accuracy(model, config, data_dir),
-        "train_seconds": ours["train_seconds"],
+        "train_seconds": train_seconds,
         "stages": [{k: v for k, v in s.items() if k != "kmeans_counts"} for s in ours["stages"]],
         "epoch_seconds": clock.seconds,
         "epoch_val_accuracy": clock.val_accuracy,
         "seconds_to_paper_accuracy": _time_to(clock, PAPER_ACCURACY),
-        "kmeans_share": kmeans_seconds / ours["train_seconds"],
+        "kmeans_share": kmeans_seconds / train_seconds,
         "peak_memory_mib": _peak_mib(),
         "gpu_peak_memory_mib": _gpu_peak_mib(),
     }
-    if not skip_baseline:
-        if on_partial is not None:  # keep the layerwise figures if the baseline is cut short
-            on_partial(report)
-        clock = EpochClock()
-        base_model, base = end_to_end(config, splits, seed=seed, verbose=2, callbacks=[clock])
-        report["end_to_end"] = {
-            "test_accuracy": base["test_accuracy"],
-            "exact_subset": _exact_subset_accuracy(base_model, config, data_dir),
-            "train_seconds": base["train_seconds"],
-            "epoch_seconds": clock.seconds,
-            "epoch_val_accuracy": clock.val_accuracy,
-            "seconds_to_paper_accuracy": _time_to(clock, PAPER_ACCURACY),
-            "peak_memory_mib": _peak_mib(),
-            "gpu_peak_memory_mib": _gpu_peak_mib(),
-        }
-        ours_t = report["layerwise"]["seconds_to_paper_accuracy"]
-        base_t = report["end_to_end"]["seconds_to_paper_accuracy"]
-        report["time_ratio"] = ours["train_seconds"] / base["train_seconds"]
-        report["time_to_paper_accuracy_ratio"] = None if ours_t is None or base_t is None else ours_t / base_t
-    return report
+    if "resumed_from_epoch" in ours:
+        figures["resumed_from_epoch"] = ours["resumed_from_epoch"]
+    if not paths:
+        figures["_model"] = model
+        return figures
+    model.save(paths["model"])
+    with open(paths["layerwise"], "w") as f:
+        json.dump(figures, f)
+    return figures
+
+
+def _train_twin(config, splits, seed, data_dir, paths):
+    clock = EpochClock(paths["twin_clock"] if paths else None)
+    callbacks = [clock]
+    resumed = paths is not None and os.path.exists(paths["twin_backup"])
+    if paths:
+        callbacks.insert(0, keras.callbacks.BackupAndRestore(paths["twin_backup"]))
+    base_model, base = end_to_end(config, splits, seed=seed, verbose=2, callbacks=callbacks)
+    figures = {
+        "test_accuracy": base["test_accuracy"],
+        "exact_subset": _exact_subset_accuracy(base_model, config, data_dir),
+        "train_seconds": clock.seconds[-1] if paths and clock.seconds else base["train_seconds"],
+        "epoch_seconds": clock.seconds,
+        "epoch_val_accuracy": clock.val_accuracy,
+        "seconds_to_paper_accuracy": _time_to(clock, PAPER_ACCURACY),
+        "peak_memory_mib": _peak_mib(),
+        "gpu_peak_memory_mib": _gpu_peak_mib(),
+    }
+    if resumed:
+        figures["resumed"] = True
+    return figures
 
 
 def _fmt(value, spec="{:.4f}"):
@@ -180,6 +289,11 @@ def markdown(report):
     ]
     if not report.get("complete", True):
         lines.append("- **INCOMPLETE: written after the layerwise run, before the end-to-end baseline finished.**")
+    if report.get("resumed") or lw.get("resumed_from_epoch") is not None or (e2e or {}).get("resumed"):
+        lines.append(f"- resumed after a kill (`--resume`): the growth from the checkpoint of epoch "
+                     f"{lw.get('resumed_from_epoch', '—')}"
+                     + (", the twin from its BackupAndRestore backup" if (e2e or {}).get("resumed") else "")
+                     + "; epoch times count the kept epochs")
     if report["quick"]:
         lines.append("- **QUICK MODE: a slice of the data and one epoch per stage; smoke-test figures, not results.**")
     lines += [
@@ -335,6 +449,11 @@ def main(argv=None):
                         help="after growth, train a fresh head on each paper-order stage's code for N epochs "
                         "(config probe_epochs; default: the config's, 0 = none)")
     parser.add_argument("--output", default=RESULTS, help="results folder")
+    parser.add_argument("--run-dir", metavar="DIR", help="keep checkpoints here (outside the repository) so that a "
+                        "killed run continues with --resume: the growth every epoch, its finished figures and "
+                        "model, the twin every epoch (Keras' BackupAndRestore)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir (same --config, "
+                        "--seed and options)")
     parser.add_argument("--save-model", metavar="PATH.keras", help="also save the grown model there (must not exist)")
     parser.add_argument("--add-probes", metavar="RESULTS_JSON", help="add code probes (--probe-epochs) measured "
                         "on the model a run saved (--model) to its results file (no growth)")
@@ -379,13 +498,19 @@ def main(argv=None):
 
     def finish(report, complete):
         report.update(command=command, commit=started_at, date=now(), machine=machine_info(), quick=args.quick,
-                      complete=complete, total_seconds=time.perf_counter() - start)
-        stem = f"cifar10_{report['config']['name']}" + ("_quick" if args.quick else "")
+                      complete=complete, total_seconds=time.perf_counter() - start, seed=args.seed)
+        if args.resume:
+            report["resumed"] = True  # total_seconds then counts this session only
+        stem = (f"cifar10_{report['config']['name']}" + (f"_seed{args.seed}" if args.seed else "")
+                + ("_quick" if args.quick else ""))
         write_results(args.output, stem, report, markdown(report))
 
-    report = run(args.config, args.data_dir, args.quick, args.seed, args.train, args.skip_baseline,
-                 on_partial=lambda partial: finish(dict(partial), complete=False), save_model=args.save_model,
-                 probe_epochs=args.probe_epochs)
+    try:
+        report = run(args.config, args.data_dir, args.quick, args.seed, args.train, args.skip_baseline,
+                     on_partial=lambda partial: finish(dict(partial), complete=False), save_model=args.save_model,
+                     probe_epochs=args.probe_epochs, run_dir=args.run_dir, resume=args.resume)
+    except RunDirError as err:
+        parser.error(str(err))
     finish(report, complete=True)
     return 0
 

@@ -3,7 +3,7 @@
 Run with `KERAS_BACKEND=jax` on a machine with a GPU (see `benchmarks/gpu.sh`).
 For each shape (N points, D features, K clusters) it
 
-* times the compiled step `layerwise_keras.clustering.kmeans._lloyd_step` under
+* times the compiled step `layerwise_keras.clustering.kmeans.lloyd_step` under
   `jax.jit` on device-resident data, one call on all N points (distances,
   argmin, per-cluster sums, counts and inertia), at JAX's default float32
   matmul precision (TF32 on Hopper) and at `"highest"` (true float32);
@@ -80,7 +80,7 @@ def run_shape(name, n, d, k, rates, iters, fit_rows):
     import jax
     import jax.numpy as jnp
 
-    from layerwise_keras.clustering.kmeans import KMeans, _lloyd_step
+    from layerwise_keras.clustering.kmeans import KMeans, lloyd_step
 
     rng = np.random.default_rng(0)
     centers = rng.normal(0.0, 1.0, (k, d)).astype(np.float32) * 3.0
@@ -93,7 +93,7 @@ def run_shape(name, n, d, k, rates, iters, fit_rows):
     clusterings = {}
     for precision in PRECISIONS:
         with jax.default_matmul_precision(precision):
-            step = jax.jit(_lloyd_step)
+            step = jax.jit(lloyd_step)
             seconds = _best_seconds(lambda: jax.block_until_ready(step(x, w, init)))
             clusterings[precision] = _lloyd_on_device(step, x, w, init, iters)
         ceiling = rates["float32_highest" if precision == "highest" else "float32_default_tf32"]

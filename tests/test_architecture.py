@@ -132,3 +132,18 @@ def test_public_submodules_load_on_first_use_in_a_fresh_process(fresh_python, tm
               "lk.clustering.KMeans; lk.monitoring.receptive_field; lk.Stage; lk.KMeans; print('ok')")
     result = fresh_python(script, tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_no_module_imports_another_modules_underscore_names():
+    """What modules share is public in its module: no `from layerwise_keras.x import _name` (benchmarks included)."""
+    root = os.path.dirname(PACKAGE)
+    paths = list(_modules().values())
+    for folder, _, files in os.walk(os.path.join(root, "benchmarks")):
+        paths += [os.path.join(folder, f) for f in files if f.endswith(".py")]
+    reach_ins = []
+    for path in paths:
+        for target, names in _imports(path):
+            if target.startswith("layerwise_keras"):
+                reach_ins += [f"{os.path.relpath(path, root)}: {target}.{n}" for n in names
+                              if n.startswith("_") and not n.startswith("__")]
+    assert reach_ins == []

@@ -63,7 +63,7 @@ def replicated_step(strategy, step):
 
     Example:
 
-    >>> run = replicated_step(strategy, tf.function(_lloyd_step, jit_compile=True))
+    >>> run = replicated_step(strategy, tf.function(lloyd_step, jit_compile=True))
     """
     replicas = strategy.num_replicas_in_sync
 

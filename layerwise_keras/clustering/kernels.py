@@ -50,7 +50,7 @@ def _nearest(x, centroids, x_sq=None):
     return assign, min_dist
 
 
-def _lloyd_step(x, w, centroids):
+def lloyd_step(x, w, centroids):
     """One assignment step of Lloyd's algorithm on one padded chunk.
 
     Args:
@@ -68,7 +68,7 @@ def _lloyd_step(x, w, centroids):
 
     Example:
 
-    >>> sums, counts, inertia, min_dist, assign = _lloyd_step(x, w, centroids)
+    >>> sums, counts, inertia, min_dist, assign = lloyd_step(x, w, centroids)
     """
     ops = keras.ops
     k = centroids.shape[0]
@@ -79,7 +79,7 @@ def _lloyd_step(x, w, centroids):
     return sums, counts, inertia, min_dist, assign
 
 
-def _resident_pass(chunks, chunks_sq, centroids):
+def resident_pass(chunks, chunks_sq, centroids):
     """Nearest centroid for every point of a device-resident point set.
 
     Args:
@@ -94,12 +94,12 @@ def _resident_pass(chunks, chunks_sq, centroids):
 
     Example:
 
-    >>> assign, min_dist = _resident_pass(keras.ops.zeros((2, 8, 3)), keras.ops.zeros((2, 8)), keras.ops.ones((4, 3)))
+    >>> assign, min_dist = resident_pass(keras.ops.zeros((2, 8, 3)), keras.ops.zeros((2, 8)), keras.ops.ones((4, 3)))
     """
     return keras.ops.map(lambda chunk: _nearest(chunk[0], centroids, chunk[1]), (chunks, chunks_sq))
 
 
-def _cluster_sums(x, assign, n_clusters):
+def cluster_sums(x, assign, n_clusters):
     """Per-cluster sums and counts of the rows of `x`; rows assigned to the dummy id `n_clusters` are left out.
 
     Args:
@@ -112,7 +112,7 @@ def _cluster_sums(x, assign, n_clusters):
 
     Example:
 
-    >>> sums, counts = _cluster_sums(x, assign, n_clusters=256)
+    >>> sums, counts = cluster_sums(x, assign, n_clusters=256)
     """
     ops = keras.ops
     sums = ops.segment_sum(x, assign, num_segments=n_clusters + 1)
@@ -120,7 +120,7 @@ def _cluster_sums(x, assign, n_clusters):
     return sums[:n_clusters], counts[:n_clusters]
 
 
-def _sums_delta(x, rows, new, old, n_clusters):
+def sums_delta(x, rows, new, old, n_clusters):
     """Change of the per-cluster sums and counts when `rows` move from `old` to `new` clusters.
 
     Cluster id `n_clusters` is a dummy: a point entering from (or leaving
@@ -140,15 +140,15 @@ def _sums_delta(x, rows, new, old, n_clusters):
 
     Example:
 
-    >>> sums, counts = _sums_delta(x, rows, new, old, n_clusters=256)
+    >>> sums, counts = sums_delta(x, rows, new, old, n_clusters=256)
     """
     points = keras.ops.take(x, rows, axis=0)
-    sums_in, counts_in = _cluster_sums(points, new, n_clusters)
-    sums_out, counts_out = _cluster_sums(points, old, n_clusters)
+    sums_in, counts_in = cluster_sums(points, new, n_clusters)
+    sums_out, counts_out = cluster_sums(points, old, n_clusters)
     return sums_in - sums_out, counts_in - counts_out
 
 
-def _on_accelerator():
+def on_accelerator():
     """Whether the Keras backend computes on a GPU/TPU (the step then gets bigger chunks and XLA)."""
     backend = keras.backend.backend()
     if backend == "jax":

@@ -71,16 +71,16 @@ import keras
 import numpy as np
 
 from layerwise_keras.clustering import distribute_jax
-from layerwise_keras.clustering.kernels import _cluster_sums, _lloyd_step, _on_accelerator, _resident_pass, _sums_delta
+from layerwise_keras.clustering.kernels import cluster_sums, lloyd_step, on_accelerator, resident_pass, sums_delta
 from layerwise_keras.clustering.sampling import (
-    _all_process_moments,
-    _FarthestPoints,
-    _kmeans_plusplus,
-    _Moments,
-    _RandomKeySample,
-    _update_centroids,
+    all_process_moments,
+    FarthestPoints,
+    kmeans_plusplus,
+    Moments,
+    RandomKeySample,
+    update_centroids,
 )
-from layerwise_keras.clustering.sources import _ArraySource, _make_source, _ResidentPoints
+from layerwise_keras.clustering.sources import ArraySource, make_source, ResidentPoints
 
 
 __all__ = ["KMeans", "NotFittedError"]
@@ -310,7 +310,7 @@ class KMeans:
         """Rows per chunk: `batch_size`; if None, 16,384 on an accelerator, else about 4M distance entries."""
         if self.batch_size is not None:
             return self.batch_size
-        if _on_accelerator():
+        if on_accelerator():
             return 16384
         return int(min(16384, max(1024, 2**22 // self.n_clusters)))
 
@@ -318,7 +318,7 @@ class KMeans:
         """Whether `_compile` uses XLA: always on JAX, per `jit_compile` on TensorFlow."""
         backend = keras.backend.backend()
         if backend == "tensorflow":
-            return _on_accelerator() if self.jit_compile == "auto" else self.jit_compile
+            return on_accelerator() if self.jit_compile == "auto" else self.jit_compile
         return backend == "jax"
 
     def _compile(self, fn):
@@ -343,7 +343,7 @@ class KMeans:
         if self._step is None:
             if self._replicas() > 1 and keras.backend.backend() != "tensorflow":
                 raise ValueError("KMeans(distribute=...) takes a tf.distribute.Strategy: TensorFlow backend only.")
-            self._step = self._compile(_lloyd_step)
+            self._step = self._compile(lloyd_step)
             if self._replicas() > 1:
                 from layerwise_keras.clustering.distribute_tf import replicated_step
 
@@ -351,13 +351,13 @@ class KMeans:
         return self._step
 
     def _resident_fns(self):
-        """The compiled `_resident_pass`, `_cluster_sums` and `_sums_delta` of this instance."""
+        """The compiled `resident_pass`, `cluster_sums` and `sums_delta` of this instance."""
         if self._resident is None:
             k = self.n_clusters
             self._resident = (
-                self._compile(_resident_pass),
-                self._compile(functools.partial(_cluster_sums, n_clusters=k)),
-                self._compile(functools.partial(_sums_delta, n_clusters=k)),
+                self._compile(resident_pass),
+                self._compile(functools.partial(cluster_sums, n_clusters=k)),
+                self._compile(functools.partial(sums_delta, n_clusters=k)),
             )
         return self._resident
 
@@ -386,7 +386,7 @@ class KMeans:
                 local = (np.zeros(0, np.float32), np.zeros((0, d), np.float32), np.zeros(0, np.int32))
             else:
                 local = (far.dist, far.rows, far.assign)
-            far = _FarthestPoints(n_track)
+            far = FarthestPoints(n_track)
             far.update(*(distribute_jax.process_allgather(a) for a in local))
         else:
             far = None
@@ -407,13 +407,13 @@ class KMeans:
 
     def _assign_pass(self, source, rows, centroids, n_track):
         """One pass: float64 sums/counts/inertia and the farthest points."""
-        if isinstance(source, _ResidentPoints):
+        if isinstance(source, ResidentPoints):
             return self._resident_assign_pass(source, centroids, n_track)
         k, d = centroids.shape
         sums = np.zeros((k, d), np.float64)
         counts = np.zeros(k, np.float64)
         inertia = 0.0
-        far = _FarthestPoints(n_track) if n_track > 0 else None
+        far = FarthestPoints(n_track) if n_track > 0 else None
         for chunk in source.chunks(rows):
             b = chunk.shape[0]
             s, c, inert, min_dist, assign = self._run_chunk(chunk, rows, centroids)
@@ -425,7 +425,7 @@ class KMeans:
         return sums, counts, inertia, far
 
     def _resident_assign_pass(self, source, centroids, n_track):
-        """`_assign_pass` on a `_ResidentPoints`: one compiled call, then the sums of the points that moved.
+        """`_assign_pass` on a `ResidentPoints`: one compiled call, then the sums of the points that moved.
 
         When more than a third of the points changed cluster (always on a
         run's first pass), the sums are recomputed from all points instead
@@ -464,7 +464,7 @@ class KMeans:
         far = None
         # Only needed to re-seed empty clusters (of all processes' points, under distribute="processes").
         if n_track > 0 and (np.any(source.counts == 0) or self._processes() > 1):
-            far = _FarthestPoints(n_track)
+            far = FarthestPoints(n_track)
             far.update(min_dist, source.array, assign)
         return source.sums.copy(), source.counts.copy(), inertia, far
 
@@ -474,8 +474,8 @@ class KMeans:
         """First pass: count, check finiteness, sample, optionally moments."""
         sample = None
         if capacity is not None:
-            sample = _RandomKeySample(capacity, np.random.default_rng(self.seed))
-        moments = _Moments() if want_moments else None
+            sample = RandomKeySample(capacity, np.random.default_rng(self.seed))
+        moments = Moments() if want_moments else None
         n, n_bad, dim = 0, 0, source.dim
         for chunk in source.chunks(self._chunk_rows()):
             bad = chunk.size - np.count_nonzero(np.isfinite(chunk))
@@ -497,11 +497,11 @@ class KMeans:
         if self.init == "random":
             idx = rng.choice(points.shape[0], self.n_clusters, replace=False)
             return points[idx].copy()
-        return _kmeans_plusplus(points, self.n_clusters, rng)
+        return kmeans_plusplus(points, self.n_clusters, rng)
 
     def _lloyd(self, source, rows, centroids, tol_abs):
         n_track = self.n_clusters - 1
-        if isinstance(source, _ResidentPoints):
+        if isinstance(source, ResidentPoints):
             source.reset(self.n_clusters)
         n_reseeded, converged, n_iter = 0, False, 0
         for it in range(1, self.max_iter + 1):
@@ -510,7 +510,7 @@ class KMeans:
             )
             if self._processes() > 1:
                 sums, counts, inertia, far = self._reduce_pass(sums, counts, inertia, far, n_track)
-            new, n_empty = _update_centroids(sums, counts, centroids, far)
+            new, n_empty = update_centroids(sums, counts, centroids, far)
             n_reseeded += n_empty
             diff = new.astype(np.float64) - centroids.astype(np.float64)
             shift = float(np.sum(np.square(diff)))
@@ -561,7 +561,7 @@ class KMeans:
         >>> km.n_points_seen_, km.n_points_
         (1000, 400)
         """
-        source = _make_source(x, "fit input")
+        source = make_source(x, "fit input")
         streamed = source.is_dataset and self.max_points_per_centroid is None
         n, dim, n_bad, sample, moments = self._scan(source, self._sample_capacity(source, streamed), streamed)
         n, n_bad = self._all_processes_counts(n, n_bad)
@@ -647,7 +647,7 @@ class KMeans:
             lloyd_source, n_lloyd = source, n
             init_points = sample.result()
             if procs > 1:
-                moments = _all_process_moments(moments, dim)
+                moments = all_process_moments(moments, dim)
             self._log(
                 1,
                 f"streaming all {n} points from the dataset on each Lloyd "
@@ -667,15 +667,15 @@ class KMeans:
                 )
             n_lloyd = points.shape[0]
             if self._use_resident():
-                lloyd_source = _ResidentPoints(points, min(self._chunk_rows(), n_lloyd))
+                lloyd_source = ResidentPoints(points, min(self._chunk_rows(), n_lloyd))
             else:
-                lloyd_source = _ArraySource(points, validated=True)
+                lloyd_source = ArraySource(points, validated=True)
             init_points = points
-            moments = _Moments()
+            moments = Moments()
             for chunk in lloyd_source.chunks(self._chunk_rows()):
                 moments.update(chunk)
             if procs > 1:
-                moments = _all_process_moments(moments, dim)
+                moments = all_process_moments(moments, dim)
                 n_lloyd = moments.n
         tol_abs = self.tol * moments.mean_variance()
         if procs > 1 and isinstance(self.init, str):  # seed on the union of the processes' samples
@@ -745,7 +745,7 @@ class KMeans:
             )
         centroids = self.cluster_centers_
         d = centroids.shape[1]
-        source = _make_source(x, "predict input")
+        source = make_source(x, "predict input")
 
         def check_dim(dim, shape):
             if dim != d:

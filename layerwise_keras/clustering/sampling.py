@@ -7,7 +7,7 @@ import numpy as np
 from layerwise_keras.clustering import distribute_jax
 
 
-class _RandomKeySample:
+class RandomKeySample:
     """Uniform sample of at most `capacity` points by smallest random key.
 
     Every point gets a key `rng.random()` in stream order; the `capacity`
@@ -77,7 +77,7 @@ class _RandomKeySample:
         return self.rows[: self.size][order]
 
 
-class _Moments:
+class Moments:
     """Streaming per-feature mean/variance (Chan et al.'s parallel merge)."""
 
     def __init__(self):
@@ -106,19 +106,19 @@ class _Moments:
         return float(np.mean(self.m2 / self.n)) if self.n else 0.0
 
 
-def _all_process_moments(moments, dim):
+def all_process_moments(moments, dim):
     """The moments of all processes' points (merged in process order, so identical on every process)."""
 
     row = np.zeros(1 + 2 * dim, np.float64)
     if moments.n:
         row[0], row[1 : 1 + dim], row[1 + dim :] = moments.n, moments.mean, moments.m2
-    merged = _Moments()
+    merged = Moments()
     for r in distribute_jax.process_allgather(row[None]):
         merged.merge(int(r[0]), r[1 : 1 + dim], r[1 + dim :])
     return merged
 
 
-class _FarthestPoints:
+class FarthestPoints:
     """Running list of the `capacity` distinct points farthest from their centroid.
 
     Kept sorted by decreasing distance; used to re-seed empty clusters after
@@ -161,7 +161,7 @@ def _sq_dists(c, x, x_sq):
     return np.maximum(d, 0.0, out=d)
 
 
-def _kmeans_plusplus(x, n_clusters, rng, n_local_trials=None):
+def kmeans_plusplus(x, n_clusters, rng, n_local_trials=None):
     """Greedy k-means++ seeding (as in scikit-learn).
 
     Args:
@@ -196,7 +196,7 @@ def _kmeans_plusplus(x, n_clusters, rng, n_local_trials=None):
     return centers
 
 
-def _update_centroids(sums, counts, old, far):
+def update_centroids(sums, counts, old, far):
     """New centroids from float64 `sums`/`counts`, re-seeding empty clusters.
 
     Modifies `sums` and `counts` in place.  Returns `(centroids, n_empty)`.

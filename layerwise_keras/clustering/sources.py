@@ -34,7 +34,7 @@ def _check_points_array(arr, what, origin=""):
     return arr
 
 
-class _ArraySource:
+class ArraySource:
     """Chunk source over an in-memory array.
 
     Args:
@@ -66,16 +66,16 @@ class _ArraySource:
             )
 
 
-class _ResidentPoints:
+class ResidentPoints:
     """An in-memory point set held as one backend tensor for the whole fit.
 
     Lloyd's iterations on an array (the whole array, or the sample drawn from
     it) do not stream the points from the host on every pass: the points are
     converted once, padded with zero rows to whole chunks, and each pass is
-    one compiled call over all chunks (`_resident_pass`).  The per-cluster
+    one compiled call over all chunks (`resident_pass`).  The per-cluster
     sums and counts are kept up to date incrementally: after a pass only the
     points whose nearest centroid changed are gathered and moved between
-    clusters (`_sums_delta`); the running totals are float64 on the host.
+    clusters (`sums_delta`); the running totals are float64 on the host.
 
     Args:
         array: float32 C-contiguous NumPy array `[n, D]` (already validated).
@@ -83,7 +83,7 @@ class _ResidentPoints:
 
     Example:
 
-    >>> points = _ResidentPoints(np.zeros((10, 2), np.float32), rows=4)
+    >>> points = ResidentPoints(np.zeros((10, 2), np.float32), rows=4)
     >>> points.n_points, tuple(points.chunks3d.shape)
     (10, (3, 4, 2))
     """
@@ -113,8 +113,8 @@ class _ResidentPoints:
         self.counts = np.zeros(n_clusters, np.float64)
 
     def chunks(self, rows):
-        """Yields the host array in chunks of `rows` rows (as `_ArraySource.chunks`)."""
-        return _ArraySource(self.array, validated=True).chunks(rows)
+        """Yields the host array in chunks of `rows` rows (as `ArraySource.chunks`)."""
+        return ArraySource(self.array, validated=True).chunks(rows)
 
 
 class _DatasetSource:
@@ -125,7 +125,7 @@ class _DatasetSource:
     depend on the dataset's batch size.  A dataset that is sampled gives
     the same results as the same points in an array; one that Lloyd streams
     (`max_points_per_centroid=None`) sums each chunk and an array's points
-    are summed incrementally (`_ResidentPoints`), so the two agree up to
+    are summed incrementally (`ResidentPoints`), so the two agree up to
     float32 rounding of the per-cluster sums.
 
     Args:
@@ -186,7 +186,7 @@ class _DatasetSource:
             yield buf[0] if len(buf) == 1 else np.concatenate(buf)
 
 
-def _make_source(x, what):
+def make_source(x, what):
     if _is_dataset(x):
         return _DatasetSource(x, what)
-    return _ArraySource(x, what)
+    return ArraySource(x, what)

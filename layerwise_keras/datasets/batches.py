@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 from layerwise_keras.datasets.augment import augment_batch
-from layerwise_keras.datasets.checks import _positive_int, check_images, check_labels
+from layerwise_keras.datasets.checks import positive_int, check_images, check_labels
 
 
 def image_batches(data, batch_size):
@@ -58,7 +58,7 @@ class ArrayBatches(keras.utils.PyDataset):
         super().__init__()
         self.images = check_images(images)
         self.labels = check_labels(labels, len(self.images))
-        self.batch_size = _positive_int(batch_size, "batch_size", "ArrayBatches")
+        self.batch_size = positive_int(batch_size, "batch_size", "ArrayBatches")
         self.shuffle, self.augment = bool(shuffle), bool(augment)
         if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"ArrayBatches: `seed` must be an integer >= 0, got {seed!r}.")

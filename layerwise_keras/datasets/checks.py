@@ -18,7 +18,7 @@ def _to_numpy_if_tensor(value):
     return value
 
 
-def _positive_int(value, name, owner):
+def positive_int(value, name, owner):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{owner}: `{name}` must be an integer >= 1, got {value!r}.")
     return int(value)

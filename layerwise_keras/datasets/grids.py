@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from layerwise_keras.datasets.checks import _positive_int, check_images, check_labels
-from layerwise_keras.datasets.tfdata import _tf
+from layerwise_keras.datasets.checks import positive_int, check_images, check_labels
+from layerwise_keras.datasets.tfdata import import_tensorflow
 
 
 def sample_grid(images, labels, per_label=10, pad=1):
@@ -37,7 +37,7 @@ def sample_grid(images, labels, per_label=10, pad=1):
     owner = "sample_grid"
     images = check_images(images)
     labels = check_labels(labels, len(images))
-    per_label = _positive_int(per_label, "per_label", owner)
+    per_label = positive_int(per_label, "per_label", owner)
     if isinstance(pad, (bool, np.bool_)) or not isinstance(pad, numbers.Integral) or pad < 0:
         raise ValueError(f"{owner}: `pad` must be an integer >= 0, got {pad!r}.")
     pad = int(pad)
@@ -82,13 +82,13 @@ def save_sample_grid(images, labels, path, per_label=10, scale=2, overwrite=Fals
     owner = "save_sample_grid"
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{owner}: {path} already exists; pass overwrite=True to replace it.")
-    scale = _positive_int(scale, "scale", owner)
+    scale = positive_int(scale, "scale", owner)
     grid = sample_grid(images, labels, per_label=per_label)
     if grid.shape[-1] not in (1, 3, 4):
         raise ValueError(f"{owner}: PNG needs 1, 3 or 4 channels, got {grid.shape[-1]}.")
     if scale > 1:
         grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
-    tf = _tf()
+    tf = import_tensorflow()
     data = tf.io.encode_png(tf.constant(grid)).numpy()
     parent = os.path.dirname(os.fspath(path))
     if parent:

@@ -208,7 +208,7 @@ def _mnist_like(folder, name, split):
     return _check_arrays(images, labels, folder, (28, 28), n, layout=layout)
 
 
-def _resolve_folder(name, data_dir):
+def resolve_folder(name, data_dir):
     """`data_dir` itself, or `data_dir/name` when the files live in a sub-folder."""
     if not os.path.isdir(data_dir):
         raise DataError(f"Data folder {data_dir} does not exist or is not a folder.")
@@ -247,7 +247,7 @@ def read_local(name, split, data_dir):
         raise ValueError(f"Unknown dataset {name!r}; local files are supported for {sorted(SPLITS)}.")
     if split not in SPLITS[name]:
         raise ValueError(f"Unknown split {split!r} for {name}; expected one of {SPLITS[name]}.")
-    folder = _resolve_folder(name, os.fspath(data_dir))
+    folder = resolve_folder(name, os.fspath(data_dir))
     if name == "cifar10":
         py = os.path.join(folder, "cifar-10-batches-py")
         if os.path.isfile(os.path.join(folder, "train_a.npz")) or os.path.isfile(os.path.join(folder, "test.npz")):

@@ -14,7 +14,7 @@ DATA_ENV = "LAYERWISE_KERAS_DATA"
 NORMALIZATIONS = ("unit", "standardize", "none")
 
 
-def _data_dir(data_dir):
+def resolve_data_dir(data_dir):
     return data_dir if data_dir is not None else os.environ.get(DATA_ENV) or None
 
 
@@ -41,7 +41,7 @@ def load_arrays(name, split="train", data_dir=None):
     >>> x.shape, y.shape
     ((10000, 32, 32, 3), (10000,))
     """
-    folder = _data_dir(data_dir)
+    folder = resolve_data_dir(data_dir)
     if folder is not None:
         return read_local(name, split, folder)
     try:
@@ -90,7 +90,7 @@ def normalize_images(x, normalize="unit", mean=None, std=None, name=None, data_d
     if mean is None or std is None:
         if name is None:
             raise ValueError("normalize_images: 'standardize' needs mean and std, or the dataset name.")
-        key = (name, _data_dir(data_dir))
+        key = (name, resolve_data_dir(data_dir))
         if key not in _TRAIN_STATS:
             train, _ = load_arrays(name, "train", data_dir)
             flat = train.reshape(-1, train.shape[-1]).astype(np.float64)

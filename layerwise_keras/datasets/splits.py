@@ -6,8 +6,8 @@ import os
 import numpy as np
 
 from layerwise_keras.datasets.generative import HierarchicalModel, hierarchical_digits
-from layerwise_keras.datasets.local import _resolve_folder
-from layerwise_keras.datasets.real import _data_dir, load_arrays, normalize_images
+from layerwise_keras.datasets.local import resolve_folder
+from layerwise_keras.datasets.real import resolve_data_dir, load_arrays, normalize_images
 
 
 def load_splits(dataset_config, seed=0):
@@ -106,9 +106,9 @@ def _real_splits(dataset_config, seed):
         return normalize_images(x, normalize, name=name, data_dir=data_dir)
 
     label = name
-    folder = _data_dir(data_dir)
+    folder = resolve_data_dir(data_dir)
     if name == "cifar10" and folder is not None:
-        if os.path.isfile(os.path.join(_resolve_folder(name, folder), "train_a.npz")):
+        if os.path.isfile(os.path.join(resolve_folder(name, folder), "train_a.npz")):
             label = "CIFAR-10 (JPEG re-encoded local copy)"
             if test_split == "test_exact":
                 label += "; test: its 1,000 byte-exact official test images"

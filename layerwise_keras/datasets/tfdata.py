@@ -6,12 +6,12 @@ import numbers
 import numpy as np
 
 from layerwise_keras.datasets.augment import augment_batch
-from layerwise_keras.datasets.checks import _positive_int, check_images, check_labels
+from layerwise_keras.datasets.checks import positive_int, check_images, check_labels
 from layerwise_keras.datasets.generative import HierarchicalModel, hierarchical_digits
 from layerwise_keras.datasets.real import NORMALIZATIONS, load_arrays, normalize_images
 
 
-def _tf():
+def import_tensorflow():
     """Imports TensorFlow for the `tf.data` builders (the array loaders and checks work without it)."""
     try:
         import tensorflow as tf
@@ -50,10 +50,10 @@ def from_arrays(images, labels=None, batch_size=128, shuffle=False, seed=0, drop
     owner = "from_arrays"
     images = check_images(images)
     n = len(images)
-    batch_size = _positive_int(batch_size, "batch_size", owner)
+    batch_size = positive_int(batch_size, "batch_size", owner)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"{owner}: `seed` must be an integer, got {seed!r}.")
-    tf = _tf()
+    tf = import_tensorflow()
     if labels is None:
         ds = tf.data.Dataset.from_tensor_slices(images)
     else:
@@ -150,14 +150,14 @@ def load(name, split="train", data_dir=None, batch_size=128, normalize="unit", a
         raise ValueError(f"load: normalize must be one of {NORMALIZATIONS}, got {normalize!r}.")
     x, y = load_arrays(name, split, data_dir)
     x = normalize_images(x, normalize, mean, std, name=name, data_dir=data_dir)
-    tf = _tf()
+    tf = import_tensorflow()
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if split == "train" if shuffle is None else shuffle:
         ds = ds.shuffle(len(x), seed=int(seed), reshuffle_each_iteration=True)
     if augment:
         ds = ds.enumerate().map(_augmenter(x.shape[1:], seed))  # sequential: the epoch count is kept in order
     if batch_size is not None:
-        ds = ds.batch(_positive_int(batch_size, "batch_size", "load"))
+        ds = ds.batch(positive_int(batch_size, "batch_size", "load"))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -169,7 +169,7 @@ def _augmenter(image_shape, seed):
     augmentation depends only on the seed, the epoch and the image's place
     in the (shuffled) order, as in `ArrayBatches`.
     """
-    tf = _tf()
+    tf = import_tensorflow()
     epochs = {"count": -1}
 
     def numpy_augment(image, index):

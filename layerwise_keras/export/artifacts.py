@@ -3,7 +3,7 @@
 
 import os
 
-from layerwise_keras.export.formats import _check_target, export_saved_model
+from layerwise_keras.export.formats import check_target, export_saved_model
 from layerwise_keras.export.portable import to_portable_model
 
 
@@ -55,7 +55,7 @@ def save_artifacts(model, output_dir, overwrite=False):
                 f"{path} already exists; refusing to overwrite it (pass overwrite=True / --overwrite)."
             )
     portable = to_portable_model(model)
-    _check_target(keras_path, overwrite)
+    check_target(keras_path, overwrite)
     portable.save(keras_path)
     export_saved_model(model, saved_model_path, overwrite=overwrite)
     return {"keras": keras_path, "saved_model": saved_model_path}

@@ -16,7 +16,7 @@ INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 
-def _check_target(path, overwrite):
+def check_target(path, overwrite):
     if os.path.exists(path):
         if not overwrite:
             raise FileExistsError(
@@ -43,12 +43,12 @@ def export_saved_model(model, path, overwrite=False):
 
     >>> export_saved_model(model, "saved_models/digits/saved_model/1")
     """
-    _check_target(path, overwrite)
+    check_target(path, overwrite)
     model.export(path, format="tf_saved_model", verbose=False)
     return path
 
 
-def _check_can_write(path, overwrite):
+def check_can_write(path, overwrite):
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"{path} already exists; refusing to overwrite it (pass overwrite=True / --overwrite)."
@@ -63,7 +63,7 @@ def _parent_dir(path):
 
 
 def _write_bytes(path, content, overwrite):
-    _check_target(path, overwrite)
+    check_target(path, overwrite)
     _parent_dir(path)
     with open(path, "wb") as f:
         f.write(content)
@@ -195,7 +195,7 @@ def export_litert(model_or_saved_model_path, path, representative_data=None, int
 
     import tensorflow as tf
 
-    _check_can_write(path, overwrite)
+    check_can_write(path, overwrite)
     if int8 and representative_data is None:
         raise ValueError("export_litert(int8=True) needs representative_data (calibration images).")
     if representative_data is not None and not int8:
@@ -249,7 +249,7 @@ def export_onnx(model, path, overwrite=False):
 
     import tensorflow as tf
 
-    _check_can_write(path, overwrite)
+    check_can_write(path, overwrite)
     model = serving_model(model)
     inputs = getattr(model, "inputs", None)
     if not inputs or len(inputs) != 1:

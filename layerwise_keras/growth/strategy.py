@@ -17,15 +17,15 @@ def _strategy(model):
     return model_strategy(model)
 
 
-def _replicated_strategy(model):
+def replicated_strategy(model):
     """The model's strategy if it has more than one replica (k-means then runs on all of them), else None."""
     strategy = _strategy(model)
     return strategy if strategy is not None and strategy.num_replicas_in_sync > 1 else None
 
 
-def _kmeans_distribute(model):
+def kmeans_distribute(model):
     """What the stage's k-means runs on: the model's replicated strategy, `"processes"` (several JAX processes), or None."""
-    strategy = _replicated_strategy(model)
+    strategy = replicated_strategy(model)
     if strategy is not None:
         return strategy
     if keras.backend.backend() == "jax":
@@ -35,7 +35,7 @@ def _kmeans_distribute(model):
     return None
 
 
-def _strategy_scope(model):
+def strategy_scope(model):
     """Where new layers and optimizer variables are created: the model's strategy scope, if any."""
     strategy = _strategy(model)
     return strategy.scope() if strategy is not None else contextlib.nullcontext()

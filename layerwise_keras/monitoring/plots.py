@@ -34,7 +34,7 @@ DPI = 100
 GAP_COLOUR = (0.86, 0.90, 0.95)
 
 
-def _matplotlib():
+def import_matplotlib():
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -47,7 +47,7 @@ def _matplotlib():
 
 
 def _figure(width, height):
-    Figure, FigureCanvasAgg = _matplotlib()
+    Figure, FigureCanvasAgg = import_matplotlib()
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -335,7 +335,7 @@ def plot_cluster_atlas(model, images, path, stage=1, per_cluster=8, overwrite=Fa
     'cluster_atlas_stage1.png'
     """
     _check_target(path, overwrite, "plot_cluster_atlas")
-    _matplotlib()
+    import_matplotlib()
     atlas = cluster_atlas(model, images, stage=stage, per_cluster=per_cluster, batch_size=batch_size)
     images = np.asarray(images, dtype="float32")
     patches, counts = atlas["patches"], atlas["counts"]

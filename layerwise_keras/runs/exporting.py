@@ -17,7 +17,7 @@ from layerwise_keras.export.artifacts import (
     SAVED_MODEL_ROOT,
 )
 from layerwise_keras.export.formats import (
-    _check_can_write,
+    check_can_write,
     compare_predictions,
     export_litert,
     export_onnx,
@@ -109,7 +109,7 @@ def export_run(run_dir, fmt, int8=False, version=None, overwrite=False, calibrat
     if not os.path.isfile(keras_path):
         raise FileNotFoundError(f"{keras_path} not found: {run_dir} is not a run folder of `layerwise-keras train`.")
     path = artifact_path(run_dir, fmt, int8=int8, version=version)
-    _check_can_write(path, overwrite)
+    check_can_write(path, overwrite)
     splits = None
     if int8 or check:
         config_path = os.path.join(run_dir, CONFIG_FILE)

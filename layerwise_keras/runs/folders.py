@@ -17,7 +17,7 @@ CHECKPOINT = "checkpoint"  # growth checkpoints, deleted once the artifacts are 
 DERIVED_ARTIFACTS = ("model.tflite", "model_int8.tflite", "model.onnx", "report")
 
 
-def _remove_stale_artifacts(output_dir):
+def remove_stale_artifacts(output_dir):
     """With overwrite, removes what the replaced model left: its artifacts and the files derived from it."""
     for name in ARTIFACTS + DERIVED_ARTIFACTS:
         path = os.path.join(output_dir, name)

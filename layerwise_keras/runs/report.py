@@ -8,7 +8,7 @@ import numpy as np
 
 from layerwise_keras.datasets.grids import save_sample_grid
 from layerwise_keras.datasets.splits import load_splits
-from layerwise_keras.monitoring.plots import _matplotlib, plot_cluster_atlas, plot_confusion_matrix, plot_stage_accuracy
+from layerwise_keras.monitoring.plots import import_matplotlib, plot_cluster_atlas, plot_confusion_matrix, plot_stage_accuracy
 from layerwise_keras.saving import load_keras_file
 
 
@@ -94,7 +94,7 @@ def write_report(run_dir, output=None, overwrite=False, atlas_images=1000, per_c
         raise FileExistsError(
             f"{', '.join(existing)} already exist(s); refusing to overwrite (pass --overwrite to replace them)."
         )
-    _matplotlib()  # fail before the slow part when matplotlib is missing
+    import_matplotlib()  # fail before the slow part when matplotlib is missing
     model = load_keras_file(model_path)
     splits = load_splits(config["dataset"], seed=config.get("seed", 0))
     x_test, y_test = splits["x_test"], splits["y_test"]

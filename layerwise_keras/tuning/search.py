@@ -9,7 +9,7 @@ import keras_tuner
 from layerwise_keras.datasets.splits import load_splits
 from layerwise_keras.runs.config import load_config, validate_config
 from layerwise_keras.tuning.hypermodel import LayerwiseHyperModel
-from layerwise_keras.tuning.space import _is_int, default_space
+from layerwise_keras.tuning.space import is_int, default_space
 
 
 TUNERS = ("random", "hyperband", "bayesian")
@@ -50,7 +50,7 @@ def make_tuner(hypermodel, tuner="random", max_trials=10, max_epochs=None, facto
     """
     if tuner not in TUNERS:
         raise ValueError(f"make_tuner: tuner must be one of {TUNERS}, got {tuner!r}.")
-    if not _is_int(max_trials) or max_trials < 1:
+    if not is_int(max_trials) or max_trials < 1:
         raise ValueError(f"make_tuner: max_trials must be a positive integer, got {max_trials!r}.")
     seed = hypermodel.seed if seed is None else int(seed)
     common = dict(objective=objective, seed=seed, directory=directory,
@@ -66,7 +66,7 @@ def make_tuner(hypermodel, tuner="random", max_trials=10, max_epochs=None, facto
         )
     if max_epochs is None:
         max_epochs = max(2, max(s["epochs"] for s in hypermodel.config["stages"]))
-    if not _is_int(max_epochs) or max_epochs < 1:
+    if not is_int(max_epochs) or max_epochs < 1:
         raise ValueError(f"make_tuner: max_epochs must be a positive integer, got {max_epochs!r}.")
     result = keras_tuner.Hyperband(hypermodel, max_epochs=max_epochs, factor=factor, **common)
     if not result.oracle.trials:

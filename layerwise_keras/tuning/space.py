@@ -21,13 +21,13 @@ SPACE_KEYS = ("width", "geometry", "clusters", "assignment", "q", "whiten", "epo
 MAX_GEOMETRIES = 10000
 
 
-def _is_int(value):
+def is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_int(minimum):
     def check(value, key):
-        if not _is_int(value) or value < minimum:
+        if not is_int(value) or value < minimum:
             raise ValueError(f"search space: {key} values must be integers >= {minimum}, got {value!r}.")
         return int(value)
 
@@ -70,7 +70,7 @@ def _check_whiten(value, key):
 
 def _check_geometry(value, key):
     """`3` or `"3"` -> (3, 3); `"3/2"` -> (3, 2)."""
-    if _is_int(value):
+    if is_int(value):
         kernel = stride = int(value)
     elif isinstance(value, str):
         parts = value.strip().split("/")

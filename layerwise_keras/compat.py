@@ -135,6 +135,28 @@ def compiled_functions(model):
     return found
 
 
+def monitor_direction(model, monitor):
+    """+1 if larger values of `monitor` are better, -1 if smaller are: Keras' `EarlyStopping(mode="auto")` rule.
+
+    Uses `MonitorCallback._set_monitor_op` (losses are minimised; a compiled
+    metric follows its `_direction`).
+
+    Raises:
+        ValueError: where Keras cannot tell (Keras' own message).
+
+    Example:
+
+    >>> monitor_direction(model, "val_accuracy")
+    1
+    """
+    from keras.src import ops
+
+    probe = keras.callbacks.EarlyStopping(monitor=monitor, mode="auto")
+    probe.set_model(model)
+    probe._set_monitor_op()
+    return 1 if probe.monitor_op is ops.greater else -1
+
+
 def is_save_best_epoch(callback):
     """Whether a callback is keras-tuner's per-epoch `SaveBestEpoch` checkpoint.
 

@@ -12,7 +12,7 @@ import pytest
 import layerwise_keras as lk
 from helpers import TINY_CLI_CONFIG
 from layerwise_keras import datasets
-from layerwise_keras.growth.trainer import StageWarning
+from layerwise_keras.growth.diagnostics import StageWarning, diagnose
 from layerwise_keras.runs.config import load_config, validate_config
 from layerwise_keras.runs.pipeline import grow, load_splits
 
@@ -228,13 +228,11 @@ def test_bundled_digits_config_learns_from_few_images(train, target, seeds):
 
 def test_a_diverged_stage_is_named_as_such_not_as_starved(problem):
     """Near chance with a loss far above a uniform guess' (ln K) is divergence; near ln K it is too few steps."""
-    x, _ = problem
-    trainer = lk.LayerwiseTrainer([lk.Stage(8, clusters=4), lk.Stage(8)], 4, kmeans_data=x, verbose=0)
     # Measured on the 2-core CPU: Adam(1.0) on the digits drove a stage to training loss 106 at 0.13 validation
     # accuracy (chance 0.1); the CIFAR-10 ablation's rows without BatchNorm ended their stage 3 at loss 33 and 59.
-    diverged = trainer._diagnose(0, {"loss": 106.0, "val_accuracy": 0.26, "epochs": 2})
+    diverged = diagnose({"loss": 106.0, "val_accuracy": 0.26, "epochs": 2}, 1, 4)
     assert len(diverged) == 1 and "its training diverged" in diverged[0] and "76x a uniform guess'" in diverged[0]
     assert "Lower the learning rate" in diverged[0] and "too few gradient steps" not in diverged[0]
-    starved = trainer._diagnose(0, {"loss": 1.39, "val_accuracy": 0.26, "epochs": 2})
+    starved = diagnose({"loss": 1.39, "val_accuracy": 0.26, "epochs": 2}, 1, 4)
     assert len(starved) == 1 and "too few gradient steps" in starved[0] and "diverged" not in starved[0]
-    assert trainer._diagnose(0, {"loss": 106.0, "val_accuracy": 0.9, "epochs": 2}) == []  # not near chance
+    assert diagnose({"loss": 106.0, "val_accuracy": 0.9, "epochs": 2}, 1, 4) == []  # not near chance

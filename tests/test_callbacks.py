@@ -1,6 +1,6 @@
 """Keras' built-in callbacks beside the `LayerwiseTrainer`: each does what the user means, or is refused at once.
 
-The matrix (README "With other Keras callbacks"): EarlyStopping,
+The matrix (docs/callbacks.md): EarlyStopping,
 ModelCheckpoint(save_best_only=True) and BackupAndRestore are refused when
 `fit` starts, with what to use instead; ReduceLROnPlateau and
 LearningRateScheduler are refused beside a `Stage(schedule=...)`, and work
@@ -20,7 +20,7 @@ import pytest
 
 import layerwise_keras as lk
 from layerwise_keras.datasets import hierarchical_digits
-from layerwise_keras.growth.trainer import GrowthIncompleteWarning
+from layerwise_keras.growth.diagnostics import GrowthIncompleteWarning
 
 
 class BatchCounter(keras.callbacks.Callback):

@@ -44,7 +44,7 @@ import tensorflow as tf
 from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, drop_readout,
                                             freeze_stage, input_model, stage_layer)
 from layerwise_keras.growth.layers import ClusterAssignment
-from layerwise_keras.growth.trainer import _EmbeddingStream, cluster_stage
+from layerwise_keras.growth.stage_clustering import EmbeddingStream, cluster_stage
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -164,7 +164,7 @@ class _Slices:
 
 def _stream(layers, inputs, batch_size, n):
     """The k-means stream of `layers`' output over a cache, checked for non-finite values."""
-    return _EmbeddingStream(lambda batch: _apply(layers, inputs.decode(batch)), _Slices(inputs.data, batch_size),
+    return EmbeddingStream(lambda batch: _apply(layers, inputs.decode(batch)), _Slices(inputs.data, batch_size),
                             batch_size, stage=n)
 
 

@@ -12,6 +12,7 @@ READOUTS = ("flatten", "global_avg", "pooled")
 CLUSTER_SOURCES = ("embeddings", "patches")
 HANDOFFS = ("code", "bottleneck")
 SCHEDULES = (None, "cosine", "step")
+MODES = ("auto", "min", "max")
 
 
 def _pair(value, name):
@@ -55,6 +56,11 @@ class Stage:
             keys are maximised, the others minimised).
         min_delta: float >= 0, the least change of `monitor` that counts as
             an improvement.
+        mode: whether `monitor` improves by growing (`"max"`) or shrinking
+            (`"min"`); `"auto"` (the default) decides as Keras'
+            `EarlyStopping` does: losses shrink, a compiled metric follows
+            its direction (accuracy, AUC grow), anything else is an error
+            asking for `mode` (`growth.convergence`).
         assignment: how embeddings become the next stage's input: `"hard"`
             (one-hot of the nearest centroid, the paper), `"nearest"` (the
             multi-hot mask of the `q` nearest), `"soft"` or `"triangle"`
@@ -164,6 +170,7 @@ class Stage:
     cluster: str = "embeddings"
     handoff: str = "code"
     gate: object = None
+    mode: str = "auto"
 
     def __post_init__(self):
         if self.cluster not in CLUSTER_SOURCES:
@@ -212,6 +219,8 @@ class Stage:
             raise ValueError(
                 f"Stage: give epochs or steps, not both (got epochs={self.epochs}, steps={self.steps})."
             )
+        if self.mode not in MODES:
+            raise ValueError(f"Stage: mode must be one of {MODES}, got {self.mode!r}.")
         if not isinstance(self.monitor, str) or not self.monitor:
             raise ValueError(f"Stage: monitor must be 'auto' or a key of the epoch logs, got {self.monitor!r}.")
         if not (isinstance(self.min_delta, (int, float)) and not isinstance(self.min_delta, bool)

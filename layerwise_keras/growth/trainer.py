@@ -37,102 +37,21 @@ import keras
 import numpy as np
 
 from layerwise_keras import compat
-from layerwise_keras.clustering.kmeans import KMeans
-from layerwise_keras.clustering.whitening import WhitenedStream, fit_zca
-from layerwise_keras.datasets.batches import image_batches
 from layerwise_keras.datasets.checks import check_images
 from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, count_stages, drop_readout,
                                             freeze_stage, grown_model, stage_layer)
+from layerwise_keras.growth.convergence import Convergence, trainable_values
+from layerwise_keras.growth.diagnostics import (STAGE_FIGURES, GrowthIncompleteWarning, StageWarning,
+                                                check_finite, diagnose, stage_line)
 from layerwise_keras.growth.fit_checks import check_fit, logits_loss
-from layerwise_keras.growth.strategy import _kmeans_distribute, _replicated_strategy, _strategy_scope
-
-
-class _EmbeddingStream:
-    """A re-iterable stream of per-position embeddings, for `KMeans.fit`.
-
-    With `stage` set, a chunk holding NaN/Inf is an error that names the
-    stage (the trainer's own check, before k-means sees the points).
-    """
-
-    def __init__(self, embed_fn, data, batch_size, stage=None):
-        self._embed_fn = embed_fn
-        self._data = data
-        self._batch_size = batch_size
-        self._stage = stage
-
-    def as_numpy_iterator(self):
-        for images in image_batches(self._data, self._batch_size):
-            emb = np.asarray(self._embed_fn(images))
-            emb = emb.reshape(-1, emb.shape[-1])
-            if self._stage is not None and not np.isfinite(emb).all():
-                bad = int(emb.size - np.count_nonzero(np.isfinite(emb)))
-                raise ValueError(
-                    f"LayerwiseTrainer: stage {self._stage}'s embeddings hold {bad} non-finite values at the "
-                    f"stage end, before k-means. {_NON_FINITE_HINT}"
-                )
-            yield emb
-
-
-# A stage's accuracy at most this fraction of the way from chance to 1 is "near chance".
-NEAR_CHANCE = 0.1
-# A stage's training loss above this multiple of a uniform guess' loss, ln(num_classes), has diverged.
-DIVERGED_LOSS = 3.0
-# k-means figures below these are a collapse: the fraction of clusters used, points per cluster.
-MIN_CLUSTER_USAGE = 0.5
-MIN_POINTS_PER_CLUSTER = 4
-
-
-# The figures the trainer adds to the epoch logs at a clustered stage's end. Every epoch's logs hold each of
-# them (NaN where the epoch ended no clustered stage), so that CSVLogger, which fixes its columns at the first
-# epoch, and History keep them aligned with the epochs.
-STAGE_FIGURES = ("kmeans_inertia", "kmeans_mean_sq_dist", "kmeans_iterations", "kmeans_seconds", "cluster_usage",
-                 "cluster_entropy", "dead_clusters", "stage_seconds")
-
-
-class StageWarning(UserWarning):
-    """A stage ended in a state that usually means a failed growth (near-chance accuracy, collapsed clusters)."""
-
-
-class GrowthIncompleteWarning(UserWarning):
-    """`fit` ended before the last stage did: the model is not the grown network (`trainer.finished` is False)."""
+from layerwise_keras.growth.stage_clustering import EmbeddingStream, cluster_stage
+from layerwise_keras.growth.strategy import kmeans_distribute, replicated_strategy, strategy_scope
 
 
 def _fresh_progress():
     # patch_figures: the clustering figures of a cluster-first stage in training (clustered when it began).
     return {"stage": 0, "stage_epochs": 0, "best": None, "best_epoch": None, "best_logs": None, "wait": 0,
             "ended": [], "finished": False, "patch_figures": None}
-
-
-_NON_FINITE_HINT = (
-    "The inputs may hold NaN/Inf values (layerwise_keras.datasets.check_images finds them) "
-    "or the learning rate is too high."
-)
-
-
-def _non_finite_variables(model):
-    """Names and non-finite counts of the model's trainable variables that hold NaN/Inf."""
-    bad = []
-    for variable in model.trainable_variables:
-        value = keras.ops.convert_to_numpy(variable)
-        count = int(value.size - np.count_nonzero(np.isfinite(value)))
-        if count:
-            bad.append(f"{variable.path} ({count} of {value.size})")
-    return bad
-
-
-def _stage_line(result, n, total):
-    """One readable line for the end of stage `n`: accuracy, k-means figures, seconds."""
-    parts = []
-    for key in ("accuracy", "val_accuracy", "loss"):
-        if key in result:
-            parts.append(f"{key.replace('_', ' ')} {result[key]:.4f}")
-    if "kmeans_iterations" in result:
-        used = len(result["kmeans_counts"]) - result["dead_clusters"]
-        parts.append(
-            f"k-means {used}/{len(result['kmeans_counts'])} clusters used (entropy {result['cluster_entropy']:.2f}), "
-            f"{result['kmeans_iterations']} iterations, {result['kmeans_seconds']:.1f} s"
-        )
-    return f"LayerwiseTrainer: stage {n}/{total} done in {result['stage_seconds']:.1f} s: " + ", ".join(parts)
 
 
 class LayerwiseTrainer(keras.callbacks.Callback):
@@ -156,7 +75,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
       whitens, and `learning_rate` every epoch where a stage has a schedule.
 
     Keras' callbacks beside it: see `growth.fit_checks` (which are refused,
-    and why) and the README's "With other Keras callbacks".
+    and why) and docs/callbacks.md.
 
     `stage_results[i]` holds the same figures for stage i + 1 (the epoch
     logs of its last epoch, or of its best epoch when it stopped on
@@ -278,12 +197,12 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         then the readout its epochs train on the code.
         """
         stage, n = self.stages[index], index + 1
-        with _strategy_scope(model):  # mirrored variables under tf.distribute
+        with strategy_scope(model):  # mirrored variables under tf.distribute
             append_stage(model, stage, n, self.num_classes, self.seed, readout=stage.cluster != "patches")
         if stage.cluster != "patches":
             return None
         kmeans, whitening, figures = self._cluster(model, index)
-        with _strategy_scope(model):
+        with strategy_scope(model):
             freeze_stage(model, stage, n, kmeans.cluster_centers_, whitening)
             append_readout(model, stage, n, self.num_classes, self.seed)
         return figures
@@ -314,7 +233,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             optimizer["config"]["learning_rate"] = self._first_learning_rate
         with keras.saving.custom_object_scope(compat.compiled_functions(model)):
             model.compile_from_config(config)  # the user's own loss and metric functions resolve by name
-        if _replicated_strategy(model) is not None or keras.distribution.distribution() is not None:
+        if replicated_strategy(model) is not None or keras.distribution.distribution() is not None:
             # Under keras.distribution (JAX) the train function's shardings are fixed when it is made,
             # so the new optimizer's and metrics' variables must exist by then.
             self._build_compiled_state(model)
@@ -379,7 +298,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             self._check_model(model)
             self._stage_start = time.perf_counter()
             self._progress["patch_figures"] = self._add_stage(model, 0)
-            with _strategy_scope(model):
+            with strategy_scope(model):
                 self._recompile(model)
         return model
 
@@ -588,10 +507,14 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         logs["stage"] = index + 1
         for key in self._figure_keys():
             logs.setdefault(key, float("nan"))  # known only at a clustered stage's end
-        self._check_finite(index + 1, epoch, logs)
+        check_finite(self.model, index + 1, epoch, logs)
         progress["stage_epochs"] += 1
         stage = self.stages[index]
-        converged = stage.patience is not None and self._track_convergence(stage, epoch, logs)
+        converged = False
+        if stage.patience is not None:
+            converged, improved = Convergence(progress).update(stage, epoch, logs, self.model)
+            if improved:
+                self._best_weights = trainable_values(self.model)
         if not converged and progress["stage_epochs"] < self._budgets[index]:
             return
         if progress["best_epoch"] is not None and progress["best_epoch"] != epoch:
@@ -618,7 +541,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         logs["stage_seconds"] = stage_seconds
         result["stage_seconds"] = stage_seconds
         self._stage_start = next_start  # the next stage's time starts with its growth (a cluster-first k-means)
-        result["warnings"] = self._diagnose(index, result)
+        result["warnings"] = diagnose(result, index + 1, self.num_classes,
+                                      self.stage_results[-1] if self.stage_results else None)
         self.stage_results.append(result)
         ended = progress["ended"] + [int(epoch)]
         self._progress = _fresh_progress()
@@ -626,7 +550,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
                               patch_figures=pending)
         self._best_weights = None
         if self.verbose:
-            print("\n" + _stage_line(result, index + 1, len(self.stages)))
+            print("\n" + stage_line(result, index + 1, len(self.stages)))
         for message in result["warnings"]:
             warnings.warn(message, StageWarning, stacklevel=2)
         if self.finished and epoch + 1 < self.params.get("epochs", epoch + 1):
@@ -650,91 +574,9 @@ class LayerwiseTrainer(keras.callbacks.Callback):
                 "early (a callback setting model.stop_training, TerminateOnNaN, an interrupt).",
                 GrowthIncompleteWarning, stacklevel=2)
 
-    def _monitor(self, stage, logs):
-        key = stage.monitor
-        if key == "auto":
-            key = "val_loss" if "val_loss" in logs else "loss"
-        if key not in logs:
-            raise ValueError(
-                f"LayerwiseTrainer: Stage(monitor={stage.monitor!r}) is not in the epoch logs "
-                f"(they hold {sorted(k for k in logs if k != 'stage')})."
-            )
-        return key, float(logs[key])
-
-    def _track_convergence(self, stage, epoch, logs):
-        """Updates the stage's best monitored value and best weights; returns whether it has converged."""
-        progress = self._progress
-        key, value = self._monitor(stage, logs)
-        sign = -1.0 if "acc" in key else 1.0  # accuracies are maximised, losses minimised
-        best = progress["best"]
-        if best is None or sign * value < sign * best - stage.min_delta:
-            progress.update(best=value, best_epoch=int(epoch), wait=0,
-                            best_logs={k: float(v) for k, v in logs.items()})
-            self._best_weights = [keras.ops.convert_to_numpy(v).copy() for v in self.model.trainable_variables]
-        else:
-            progress["wait"] += 1
-        return progress["wait"] >= stage.patience
-
     def _restore_best_weights(self):
         for variable, value in zip(self.model.trainable_variables, self._best_weights):
             variable.assign(value)
-
-    def _diagnose(self, index, result):
-        """One clear message per likely failure of a stage: near chance (diverged, or too few steps), collapsed clusters."""
-        n = index + 1
-        messages = []
-        chance = 1.0 / self.num_classes
-        key = "val_accuracy" if "val_accuracy" in result else "accuracy"
-        accuracy = result.get(key)
-        steps = result.get("steps")
-        budget = f"{steps} gradient steps ({result['epochs']} epochs)" if steps else f"{result['epochs']} epochs"
-        uniform = math.log(self.num_classes)
-        loss = result.get("loss")
-        near_chance = accuracy is not None and accuracy <= chance + NEAR_CHANCE * (1.0 - chance)
-        if near_chance and loss is not None and loss > DIVERGED_LOSS * uniform:
-            messages.append(
-                f"LayerwiseTrainer: stage {n} ended near chance accuracy ({key.replace('_', ' ')} {accuracy:.3f}, "
-                f"chance {chance:.3f}) with a training loss of {loss:.3g}, {loss / uniform:.0f}x a uniform guess' "
-                f"(ln {self.num_classes} = {uniform:.2f}): its training diverged. Lower the learning rate, or "
-                "normalise the readout's input (Stage(readout='pooled') with batchnorm=True)."
-            )
-        elif near_chance:
-            messages.append(
-                f"LayerwiseTrainer: stage {n} ended near chance accuracy ({key.replace('_', ' ')} {accuracy:.3f}, "
-                f"chance {chance:.3f}) after {budget}: likely too few gradient steps for this training set; give "
-                "the stage more (Stage(steps=...) or Stage(patience=..., epochs=...))."
-            )
-        if "cluster_usage" in result:
-            k = len(result["kmeans_counts"])
-            used = k - result["dead_clusters"]
-            points = sum(result["kmeans_counts"])
-            before = self.stage_results[-1].get("cluster_usage") if self.stage_results else None
-            collapsed = result["cluster_usage"] < MIN_CLUSTER_USAGE or (
-                before is not None and result["cluster_usage"] < 0.5 * before)
-            if collapsed or points < MIN_POINTS_PER_CLUSTER * k:
-                messages.append(
-                    f"LayerwiseTrainer: k-means of stage {n} used {used} of {k} clusters on {points} points "
-                    f"({points / k:.1f} per cluster"
-                    + (f"; the stage before used {before:.0%} of its clusters" if before is not None else "")
-                    + "): too few points per cluster (more training images, or fewer clusters) or embeddings "
-                    "that collapsed (too few gradient steps)."
-                )
-        return messages
-
-    def _check_finite(self, n, epoch, logs):
-        """Stops with a clear error when the loss or a trainable weight turned NaN/Inf during the epoch."""
-        loss = logs.get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise ValueError(
-                f"LayerwiseTrainer: the training loss is {float(loss)} at stage {n}, epoch {epoch + 1}. "
-                + _NON_FINITE_HINT
-            )
-        bad = _non_finite_variables(self.model)
-        if bad:
-            raise ValueError(
-                f"LayerwiseTrainer: non-finite weights at stage {n}, epoch {epoch + 1} (training loss {loss}): "
-                f"{', '.join(bad)}. " + _NON_FINITE_HINT
-            )
 
     def _cluster(self, model, index):
         """Runs stage `index + 1`'s k-means on the embeddings of its convolution (the model's prefix up to it)."""
@@ -744,11 +586,11 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             [keras.Input(model.input_shape[1:])] + model.layers[: position + 1],
             name=f"stage{index + 1}_embedding",
         )
-        stream = _EmbeddingStream(
+        stream = EmbeddingStream(
             lambda images: prefix(images, training=False), self.kmeans_data, self.kmeans_batch_size,
             stage=index + 1,
         )
-        return cluster_stage(self.stages[index], index + 1, stream, self.seed, distribute=_kmeans_distribute(model),
+        return cluster_stage(self.stages[index], index + 1, stream, self.seed, distribute=kmeans_distribute(model),
                              verbose=self.verbose)
 
     def _cluster_and_grow(self, index):
@@ -763,82 +605,17 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         stage, n = self.stages[index], index + 1
         if stage.cluster == "patches":  # clustered when it began: only its readout goes (or its head, frozen)
             figures = self._progress["patch_figures"]
-            with _strategy_scope(model):
+            with strategy_scope(model):
                 drop_readout(model, n, keep_bottleneck=stage.handoff == "bottleneck")
         else:
             kmeans, whitening, figures = self._cluster(model, index)
             # Freeze the stage, drop its readout, append the assignment.
-            with _strategy_scope(model):  # mirrored variables under tf.distribute
+            with strategy_scope(model):  # mirrored variables under tf.distribute
                 freeze_stage(model, stage, n, kmeans.cluster_centers_, whitening)
         next_start = time.perf_counter()
         next_figures = self._add_stage(model, index + 1)
-        with _strategy_scope(model):
+        with strategy_scope(model):
             self._recompile(model)
         return figures, next_figures, next_start
 
 
-def cluster_stage(stage, n, stream, seed=0, distribute=None, verbose=0):
-    """Runs stage `n`'s k-means on a stream of its embeddings (whitened first when the stage whitens).
-
-    Args:
-        stage: the `Stage` (its `clusters`, `whiten` and `kmeans` options are used).
-        n: 1-based stage index (seeds k-means with `seed + n - 1`; names the
-            stage in errors).
-        stream: the embeddings `[points, dim]`: anything `KMeans.fit` takes.
-        seed: the growth's seed.
-        distribute: what `KMeans(distribute=...)` takes: a
-            `tf.distribute.Strategy`, `"processes"`, or None.
-        verbose: 0 silent; 1 a line when whitening and k-means start and
-            end (they take minutes on CIFAR-10), with their times.
-
-    Returns:
-        `(kmeans, whitening, figures)`: the fitted `KMeans` (centroids in
-        whitened coordinates when the stage whitens), the `(mean, matrix)` of
-        the stage's ZCA or None, and the per-stage figures the trainer logs
-        (`kmeans_inertia`, `kmeans_iterations`, `cluster_usage`, ...;
-        `kmeans_counts` too, for `stage_results` only).
-    """
-    def say(message):
-        if verbose:
-            print(f"LayerwiseTrainer: stage {n}: {message}", flush=True)
-
-    whitening, extra = None, {}
-    what = "patches" if stage.cluster == "patches" else "embeddings"
-    if stage.whiten is not None:
-        say(f"fitting the ZCA whitening of its {what} (epsilon {stage.whiten:g}) ...")
-        start = time.perf_counter()
-        zca = fit_zca(stream, stage.whiten)
-        stream = WhitenedStream(stream, zca)
-        whitening = (zca.mean, zca.matrix)
-        extra = {"whiten_seconds": time.perf_counter() - start}
-        say(f"whitening fitted on {zca.n_points} points in {extra['whiten_seconds']:.1f} s.")
-    options = {"seed": seed + n - 1}
-    options.update(stage.kmeans)
-    if distribute is not None:
-        options["distribute"] = distribute
-    kmeans = KMeans(stage.clusters, **options)
-    say(f"k-means of its {what} into {stage.clusters} clusters (at most {kmeans.max_iter} Lloyd iterations) ...")
-    start = time.perf_counter()
-    try:
-        kmeans.fit(stream)
-    except ValueError as err:
-        raise ValueError(f"LayerwiseTrainer: k-means of stage {n} failed: {err}") from err
-    kmeans_seconds = time.perf_counter() - start
-    say(f"k-means done: {kmeans.n_iter_} iterations on {kmeans.n_points_} points in {kmeans_seconds:.1f} s.")
-    counts = np.asarray(kmeans.counts_, dtype="float64")
-    used = counts > 0
-    p = counts[used] / counts.sum()
-    entropy = float(-(p * np.log(p)).sum() / math.log(stage.clusters))
-    if kmeans.n_reseeded_:
-        warnings.warn(f"LayerwiseTrainer: k-means of stage {n} re-seeded {kmeans.n_reseeded_} empty clusters.")
-    return kmeans, whitening, {
-        **extra,
-        "kmeans_inertia": float(kmeans.inertia_),
-        "kmeans_mean_sq_dist": float(kmeans.inertia_) / max(kmeans.n_points_, 1),
-        "kmeans_iterations": int(kmeans.n_iter_),
-        "kmeans_seconds": kmeans_seconds,
-        "cluster_usage": float(used.mean()),
-        "cluster_entropy": entropy,
-        "dead_clusters": int((~used).sum()),
-        "kmeans_counts": [int(c) for c in kmeans.counts_],
-    }

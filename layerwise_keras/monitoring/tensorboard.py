@@ -37,23 +37,14 @@ from tensorboard.plugins import projector
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from layerwise_keras.growth.builder import stage_layer
+from layerwise_keras.growth.diagnostics import STAGE_FIGURES
 from layerwise_keras.growth.trainer import LayerwiseTrainer
 from layerwise_keras.monitoring.patches import centroid_patches, tile_patches
 
 STAGES_RUN = "stages"
 
-# The figures LayerwiseTrainer adds to the logs of a stage's last epoch
-# (written under their own names; other metrics get a `train_` prefix).
-STAGE_FIGURES = (
-    "kmeans_inertia",
-    "kmeans_mean_sq_dist",
-    "kmeans_iterations",
-    "kmeans_seconds",
-    "cluster_usage",
-    "cluster_entropy",
-    "dead_clusters",
-    "stage_seconds",
-)
+# The figures LayerwiseTrainer adds to the logs of a stage's last epoch (growth.diagnostics.STAGE_FIGURES) are
+# written under their own names; other metrics get a `train_` prefix.
 
 
 def _scalar_name(key):

@@ -66,8 +66,8 @@ details; all optional but `width`):
   (strides default to the window: non-overlapping patches).
 - `clusters`: int K >= 2 of k-means, or null for the classifier stage.
 - `epochs`, `steps`: the stage's budget, in epochs or in gradient steps.
-- `patience`, `monitor`, `min_delta`: stop a stage early when `monitor` has
-  not improved by `min_delta` for `patience` epochs.
+- `patience`, `monitor`, `min_delta`, `mode`: stop a stage early when `monitor` has
+  not improved by `min_delta` for `patience` epochs. (`mode`: `"auto"`, `"min"` or `"max"`, whether it should shrink or grow)
 - `assignment`: `"hard"`, `"nearest"` (with `q` nearest), `"soft"` (with
   `temperature`) or `"triangle"`: how embeddings become the next stage's input.
 - `whiten`: null or epsilon > 0: ZCA-whiten the embeddings before k-means.
@@ -129,7 +129,7 @@ STAGE_TYPES = {
     "pool_strides": "ints?", "bottleneck": "int", "batchnorm": "bool", "hidden": "int?",
     "schedule": (None, "cosine", "step"), "padding": ("valid", "same"), "input_pool": "ints?",
     "input_pool_strides": "ints?", "kmeans": "object", "cluster": ("embeddings", "patches"),
-    "handoff": ("code", "bottleneck"), "gate": "int?",
+    "handoff": ("code", "bottleneck"), "gate": "int?", "mode": ("auto", "min", "max"),
 }
 KMEANS_KEYS = ("init", "max_iter", "tol", "seed", "max_points_per_centroid", "batch_size", "n_init", "jit_compile",
                "verbose", "distribute")  # KMeans's arguments but n_clusters (the stage's `clusters`)

@@ -41,9 +41,10 @@ from layerwise_keras.growth.builder import code_probe_model, end_to_end_model, i
 from layerwise_keras.growth.checkpoint import GrowthCheckpoint, read_checkpoint
 from layerwise_keras.growth.inspect import assignments
 from layerwise_keras.growth.stage import Stage
-from layerwise_keras.growth.trainer import LayerwiseTrainer, StageWarning
+from layerwise_keras.growth.diagnostics import StageWarning
+from layerwise_keras.growth.trainer import LayerwiseTrainer
 from layerwise_keras.runs.config import validate_config
-from layerwise_keras.runs.folders import CHECKPOINT, _remove_stale_artifacts, check_output_dir
+from layerwise_keras.runs.folders import CHECKPOINT, remove_stale_artifacts, check_output_dir
 from layerwise_keras.runs.machine import machine_info
 
 
@@ -492,7 +493,7 @@ def _prepare(config, output_dir, overwrite, seed, resume=False):
 def _write_run(model, figures, extra, config, splits, seed, output_dir, overwrite):
     os.makedirs(output_dir, exist_ok=True)
     if overwrite:
-        _remove_stale_artifacts(output_dir)
+        remove_stale_artifacts(output_dir)
     paths = save_artifacts(model, output_dir, overwrite=overwrite)
     metrics = {
         "name": config.get("name"),

@@ -78,6 +78,7 @@ import numpy as np
 from layerwise_keras import compat, datasets
 from layerwise_keras.growth.builder import grown_model, input_model
 from layerwise_keras.growth.stage import Stage
+from layerwise_keras.growth.diagnostics import STAGE_FIGURES
 from layerwise_keras.growth.trainer import LayerwiseTrainer
 from layerwise_keras.runs.config import validate_config
 from layerwise_keras.tuning.space import default_space, geometry_name, parse_geometry, validate_space
@@ -87,10 +88,7 @@ TESTED_KERAS_TUNER = "1.4.8"
 
 
 # Figures the trainer adds to the epoch logs: not trial metrics.
-_TRAINER_LOGS = {
-    "stage", "stage_seconds", "kmeans_inertia", "kmeans_mean_sq_dist", "kmeans_iterations",
-    "kmeans_seconds", "cluster_usage", "cluster_entropy", "dead_clusters",
-}
+_TRAINER_LOGS = {"stage", "whiten_seconds", "learning_rate", *STAGE_FIGURES}
 
 
 class _SaveGrownModel(keras.callbacks.Callback):

@@ -21,7 +21,7 @@ demo: $(BIN)/.installed
 	$(BIN)/layerwise-keras train --dataset hierarchical_digits --output $(OUTPUT) $(ARGS)
 
 test: $(BIN)/.installed
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -p no:cacheprovider tests --nbmake notebooks
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -rs -p no:cacheprovider tests --nbmake notebooks
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,7 +3,9 @@
 One invocation, one machine, the same data: grows the config's network
 (`layerwise_keras.runs.pipeline.grow`) and trains its end-to-end baseline
 (`pipeline.end_to_end`), then reports for both: test accuracy on the 10,000
-official test images (never used for selection), accuracy on the 1,000
+official test images (not used by the benchmark itself: no early stopping or
+tuning on them; the configs chosen before commit c9577f0 were compared on their
+test accuracy, see docs/results.md), accuracy on the 1,000
 byte-exact test images and on the same 1,000 images from the JPEG copy,
 validation accuracy after each epoch/stage with its wall time, time to reach
 73.4 % validation accuracy (the paper's CIFAR-10 figure), k-means time share

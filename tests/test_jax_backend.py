@@ -66,15 +66,14 @@ def test_growth_on_jax_backend_without_tensorflow(fresh_python):
 README_SCRIPT = r"""
 import json, os, re, sys, tempfile
 os.environ["KERAS_BACKEND"] = "jax"
-readme = sys.argv[1]
-blocks = re.findall(r"```python\n(.*?)```", open(readme).read(), re.S)
+blocks = [b for page in sys.argv[1:] for b in re.findall(r"```python\n(.*?)```", open(page).read(), re.S)]
 ran = []
 for index, block in enumerate(blocks):
     if "TensorFlow backend only" in block:
         continue
     os.chdir(tempfile.mkdtemp())
     namespace = {"__name__": "__readme__"}
-    exec(compile(block, f"README.md[python block {index}]", "exec"), namespace)
+    exec(compile(block, f"README.md + docs[python block {index}]", "exec"), namespace)
     if index == 0:
         lk = namespace["lk"]
         maps = lk.assignments(namespace["model"], namespace["x_test"])
@@ -87,14 +86,15 @@ print(json.dumps({"backend": keras.backend.backend(), "ran": ran, "blocks": len(
 
 
 def test_readme_snippets_run_unchanged_on_jax(fresh_python, tmp_path):
-    """The README's Python snippets, as written, on `KERAS_BACKEND=jax` (TensorFlow installed: tf.data, TensorBoard).
+    """The Python snippets of the README and the user guide, as written, on `KERAS_BACKEND=jax` (TensorFlow installed).
 
     Only a snippet that says it needs the TensorFlow backend is skipped (the
     LiteRT/ONNX export: converting a JAX-backend model fails inside jax2tf).
     """
     script = tmp_path / "readme_on_jax.py"
     script.write_text(README_SCRIPT)
-    result = fresh_python([str(script), os.path.join(ROOT, "README.md")], tmp_path, timeout=900)
+    pages = ("README.md", "docs/stage_kinds.md", "docs/tensorboard.md", "docs/tuning.md", "docs/serving.md")
+    result = fresh_python([str(script)] + [os.path.join(ROOT, p) for p in pages], tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["backend"] == "jax"

@@ -91,3 +91,13 @@ def test_compiled_functions_finds_the_plain_functions_given_to_compile():
     with keras.saving.custom_object_scope(compat.compiled_functions(model)):
         model.compile_from_config(model.get_compile_config())  # what the trainer does at every stage
     assert model.loss is _my_loss
+
+
+def test_monitor_direction_follows_keras_early_stopping():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse", metrics=["accuracy"])
+    model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0)
+    assert compat.monitor_direction(model, "val_loss") == -1
+    assert compat.monitor_direction(model, "val_accuracy") == 1
+    with pytest.raises(ValueError):
+        compat.monitor_direction(model, "unknown_quantity")

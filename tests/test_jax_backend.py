@@ -131,3 +131,49 @@ def test_cifar_stage_kinds_on_jax_backend_without_tensorflow(fresh_python):
     assert out["mask_matches"] and out["whitened"]
     # Measured 0.965 (2-core CPU; 600 training images, whitened nearest-2 code, pooled head).
     assert out["test_accuracy"] >= 0.85
+
+
+HABITS_SCRIPT = BLOCK_TENSORFLOW + r"""
+import csv, keras, numpy as np, tempfile
+import layerwise_keras as lk
+from layerwise_keras.datasets import hierarchical_digits
+
+x, y, _ = hierarchical_digits(240, seed=5)
+def setup(loss="sparse_categorical_crossentropy"):
+    trainer = lk.LayerwiseTrainer([lk.Stage(8, 3, strides=3, clusters=8, epochs=1), lk.Stage(16, 3, strides=3)], 10,
+                                  kmeans_data=x, verbose=0)
+    model = lk.input_model(x.shape[1:])
+    model.compile("adam", loss, metrics=["accuracy"])
+    return trainer, model
+errors = {}
+for name, labels, callbacks in [("strings", np.array([str(v) for v in y]), []), ("too_large", y + 10, []),
+                                ("early_stopping", y, [keras.callbacks.EarlyStopping(patience=1)])]:
+    trainer, model = setup()
+    try:
+        model.fit(x, labels, epochs=trainer.total_epochs, callbacks=[trainer] + callbacks, verbose=0)
+    except ValueError as err:
+        errors[name] = str(err)[:80]
+trainer, model = setup()
+path = tempfile.mkdtemp() + "/log.csv"
+model.fit(x, y, epochs=trainer.total_epochs, callbacks=[keras.callbacks.CSVLogger(path), trainer], verbose=0)
+rows = list(csv.DictReader(open(path)))
+saved = tempfile.mkdtemp() + "/m.keras"
+model.save(saved)
+print(json.dumps({"backend": keras.backend.backend(), "errors": errors, "from_logits": model.loss.get_config()["from_logits"],
+                  "stages": [r["stage"] for r in rows], "inertia": [r["kmeans_inertia"] for r in rows], "finished": trainer.finished,
+                  "reloaded": type(keras.saving.load_model(saved)).__name__}))
+"""
+
+
+def test_keras_habits_on_jax_backend_without_tensorflow(fresh_python):
+    """Fit checks, refused callbacks, string losses, CSVLogger and .keras reloads on JAX (issue 23)."""
+    result = fresh_python(HABITS_SCRIPT, ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "jax"
+    assert out["errors"]["strings"].startswith("`y` holds strings")
+    assert out["errors"]["too_large"].startswith("`y` must be class ids in 0..9")
+    assert "EarlyStopping beside the trainer" in out["errors"]["early_stopping"]
+    assert out["from_logits"] is True and out["finished"] is True
+    assert out["stages"] == ["1", "2"] and float(out["inertia"][0]) > 0 and out["inertia"][1] == "nan"
+    assert out["reloaded"] == "LayerwiseSequential"

@@ -222,3 +222,10 @@ def test_a_good_tf_data_growth_still_runs(digits_small):
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(40)
     trainer, model, counter = _grow(data, None, kmeans_data=x, input_shape=x.shape[1:])
     assert trainer.finished and counter.batches == 12
+
+
+def test_a_python_list_of_class_ids_is_taken_as_labels(digits_small):
+    """Plain Keras reads a list as one target per item (an IndexError here); the grown model has one output."""
+    x, y = digits_small
+    trainer, model, counter = _grow(x, [int(v) for v in y])
+    assert trainer.finished and counter.batches > 0

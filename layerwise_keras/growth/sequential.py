@@ -1,10 +1,13 @@
 """`LayerwiseSequential`: the `keras.Sequential` a `LayerwiseTrainer` grows.
 
-It imports nothing but Keras, so `registration` can import it (registering
+It imports nothing but Keras and NumPy, so `registration` can import it (registering
 the class for `keras.saving.load_model`) at any point of an import.
 """
 
+import numbers
+
 import keras
+import numpy as np
 
 
 @keras.saving.register_keras_serializable(package="layerwise_keras")
@@ -31,6 +34,8 @@ class LayerwiseSequential(keras.Sequential):
     """
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
+        if isinstance(y, (list, tuple)) and y and all(isinstance(v, numbers.Number) for v in y):
+            y = np.asarray(y)  # a list of class ids (plain Keras would read it as one target per list item)
         fit_args = dict(kwargs, x=x, y=y, batch_size=batch_size, epochs=epochs, callbacks=list(callbacks or ()))
         for callback in list(fit_args["callbacks"]):
             before_fit = getattr(callback, "before_fit", None)

@@ -154,3 +154,27 @@ def test_values_beyond_float16_are_an_error_not_inf():
     x = np.full((4, 3, 3, 1), 1e5, np.float32)
     with pytest.raises(ValueError, match="beyond float16's range"):
         StageInputs(x).advance([keras.layers.Flatten()], batch_size=2)
+
+
+def test_cached_and_uncached_growth_agree_on_learning_rates_budgets_and_hand_offs(splits):
+    """Both growth paths read one budget rule (Stage.budget) and one schedule (Stage.learning_rate)."""
+    stages = [lk.Stage(16, 3, clusters=12, epochs=3, schedule="cosine"),
+              lk.Stage(16, 3, clusters=8, steps=70, schedule="step"),
+              lk.Stage(16, 3, epochs=2)]
+    x, y = splits["x_train"][:1000], splits["y_train"][:1000]
+    rates = []
+    recorder = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: rates.append(logs["learning_rate"]))
+    trainer = lk.LayerwiseTrainer(stages, splits["num_classes"], kmeans_data=x, verbose=0, steps_per_epoch=10)
+    model_a = lk.input_model(x.shape[1:])
+    model_a.compile(keras.optimizers.Adam(0.004), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model_a.fit(x, y, batch_size=100, epochs=trainer.total_epochs, callbacks=[trainer, recorder], verbose=0)
+    model_b, _, history = grow_cached(stages, x, y, splits["num_classes"],
+                                      {"class_name": "Adam", "config": {"learning_rate": 0.004}}, 100, verbose=0)
+    assert trainer.stage_budgets() == [3, 7, 2]
+    assert history["stage"] == [1] * 3 + [2] * 7 + [3] * 2
+    np.testing.assert_allclose(history["learning_rate"], rates, rtol=1e-6)
+    expected = [stages[0].learning_rate(0.004, e, 3) for e in range(3)] + [
+        stages[1].learning_rate(0.004, e, 7) for e in range(7)] + [0.004, 0.004]
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+    assert [(l.name, tuple(l.output.shape)) for l in model_a.layers] == [
+        (l.name, tuple(l.output.shape)) for l in model_b.layers]

@@ -199,9 +199,10 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
         same layers as `LayerwiseTrainer` grows), one dict per stage like
         `LayerwiseTrainer.stage_results` (plus `cache_bytes` and
         `cache_dtype`, what the stage trained on), and per-epoch lists
-        `loss`, `accuracy`, `val_loss`, `val_accuracy`, `stage` and
-        `seconds` (wall time since the growth began, caching and k-means
-        included).
+        `loss`, `accuracy`, `val_loss`, `val_accuracy`, `stage`,
+        `learning_rate` (each stage follows its `Stage.schedule`, as in the
+        `LayerwiseTrainer`) and `seconds` (wall time since the growth began,
+        caching and k-means included).
 
     Example:
 
@@ -221,7 +222,7 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
     val = None if x_val is None else StageInputs(np.asarray(x_val, dtype=np.float32))
     model = input_model(train.shape, name=name)
     last = len(stages) - 1
-    results, history = [], {k: [] for k in HISTORY_KEYS + ("stage", "seconds")}
+    results, history = [], {k: [] for k in HISTORY_KEYS + ("stage", "seconds", "learning_rate")}
     began = time.perf_counter()
     for index, stage in enumerate(stages):
         n = index + 1
@@ -245,8 +246,12 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         val_batches = None if val is None else _Batches(val, y_val, batch_size)
         logs = {}
-        budget = stage.epochs if stage.steps is None else -(-stage.steps // steps_per_epoch)
-        for _ in range(budget):
+        budget = stage.budget(steps_per_epoch)
+        initial = float(keras.ops.convert_to_numpy(net.optimizer.learning_rate))
+        for done in range(budget):
+            if stage.schedule is not None:  # as the LayerwiseTrainer does: the stage's schedule, epoch by epoch
+                net.optimizer.learning_rate = stage.learning_rate(initial, done, budget)
+            history["learning_rate"].append(float(keras.ops.convert_to_numpy(net.optimizer.learning_rate)))
             fit = net.fit(_Batches(train, y_train, batch_size, next(orders)), epochs=1,
                           validation_data=val_batches, verbose=verbose, shuffle=False)
             logs = {k: float(v[-1]) for k, v in fit.history.items()}

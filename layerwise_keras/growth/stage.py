@@ -267,6 +267,40 @@ class Stage:
                 "set the number of clusters with Stage(clusters=...)."
             )
 
+    def budget(self, steps_per_epoch=None):
+        """The stage's budget in epochs: `epochs`, or `ceil(steps / steps_per_epoch)` for a `steps` budget.
+
+        The one place this rule is written: the `LayerwiseTrainer`, the cached
+        growth and the end-to-end twin all count epochs with it.
+
+        Args:
+            steps_per_epoch: the training batches per epoch (needed for a
+                `steps` budget).
+
+        Returns:
+            An int >= 1.
+
+        Example:
+
+        >>> Stage(8, steps=100).budget(steps_per_epoch=30)
+        4
+        """
+        if self.steps is None:
+            return int(self.epochs)
+        if steps_per_epoch is None:
+            raise ValueError(f"Stage: a budget of steps={self.steps} needs the steps per epoch to count epochs.")
+        return -(-int(self.steps) // int(steps_per_epoch))
+
+    def learning_rate(self, initial, done, budget):
+        """The learning rate of the stage's epoch `done` (0-based) of `budget`: `initial * lr_factor(...)`.
+
+        Example:
+
+        >>> Stage(8, schedule="step").learning_rate(0.1, 5, 8)
+        0.010000000000000002
+        """
+        return float(initial) * self.lr_factor(done, budget)
+
     def lr_factor(self, done, budget):
         """The factor of the initial learning rate for a stage epoch, by `schedule`.
 

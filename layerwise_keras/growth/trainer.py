@@ -140,7 +140,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
                 )
         self.steps_per_epoch = None if steps_per_epoch is None else int(steps_per_epoch)
         self.stage_results = []
-        self._budgets = [self._budget(stage) for stage in stages]
+        self._budgets = [stage.budget(self.steps_per_epoch) for stage in stages]
         self._progress = _fresh_progress()
         self._best_weights = None
         self._stage_start = None
@@ -148,11 +148,6 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         self._scheduled = None  # (initial, scheduled) learning rate of the epoch in progress
         self._first_learning_rate = None  # the learning rate of the first compile (each stage starts from it)
         self._callbacks = []  # fit's callbacks (before_fit), to restart ReduceLROnPlateau at each stage
-
-    def _budget(self, stage):
-        if stage.steps is None:
-            return int(stage.epochs)
-        return -(-int(stage.steps) // self.steps_per_epoch)
 
     @property
     def total_epochs(self):
@@ -464,7 +459,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             # compile config, checkpoints and the next stage's optimizer all keep the initial rate.
             stage = self.stages[index]
             base = self._initial_learning_rate(index)
-            rate = base * stage.lr_factor(self._progress["stage_epochs"], self._budgets[index])
+            rate = stage.learning_rate(base, self._progress["stage_epochs"], self._budgets[index])
             self.model.optimizer.learning_rate = rate
             self._scheduled = (base, rate)
 

@@ -61,7 +61,7 @@ def _compile(model, config):
 def _lr_schedule(model, stage, epochs):
     """A LearningRateScheduler that follows `stage.schedule` over `epochs` from the compiled rate."""
     base = float(model.optimizer.learning_rate)
-    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: base * stage.lr_factor(epoch, epochs))
+    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: stage.learning_rate(base, epoch, epochs))
 
 
 def _train_data(config, splits, seed, epoch=0, arrays=False):
@@ -360,7 +360,7 @@ def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
         end_to_end_model(stages, splits["x_train"].shape[1:], splits["num_classes"], seed=seed), config
     )
     steps_per_epoch = -(-len(splits["x_train"]) // config["batch_size"])
-    epochs = sum(s.epochs if s.steps is None else -(-s.steps // steps_per_epoch) for s in stages)
+    epochs = sum(s.budget(steps_per_epoch) for s in stages)
     callbacks = list(callbacks)
     converging = [s for s in stages if s.patience is not None]
     if converging:

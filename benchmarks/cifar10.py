@@ -422,7 +422,7 @@ def draw_atlases(model_path, config_name, data_dir, folder, images=1000, shown=4
     k-means measured it (after the stage's whitening). Existing pictures are replaced only with `overwrite`:
     otherwise a FileExistsError naming them, before anything is drawn.
     """
-    from layerwise_keras.growth.builder import clustered_stages, stage_layer
+    from layerwise_keras.growth.names import clustered_stages, stage_layer
     from layerwise_keras.monitoring.plots import plot_cluster_atlas
 
     model = keras.saving.load_model(model_path)

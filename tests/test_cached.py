@@ -9,7 +9,7 @@ import pytest
 import keras
 
 import layerwise_keras as lk
-from layerwise_keras.growth.builder import stage_layer
+from layerwise_keras.growth.names import stage_layer
 from layerwise_keras.growth.cached import StageInputs, _epoch_orders, _first_trainable, grow_cached
 from layerwise_keras.runs.config import load_config
 from layerwise_keras.runs.pipeline import grow, load_splits

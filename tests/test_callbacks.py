@@ -126,7 +126,7 @@ def test_model_checkpoint_every_epoch_and_weights_only(data, tmp_path):
     np.testing.assert_allclose(last.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
     # The file of stage 1's last epoch holds stage 1 clustered and frozen, stage 2 begun.
     after_stage_1 = keras.saving.load_model(str(tmp_path / "model_2.keras"))
-    assert lk.growth.builder.count_stages(after_stage_1) == 2
+    assert lk.growth.names.count_stages(after_stage_1) == 2
     planned = trainer.planned_model(x.shape[1:])
     planned.load_weights(str(tmp_path / "w_4.weights.h5"))
     np.testing.assert_allclose(planned.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)

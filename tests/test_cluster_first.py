@@ -12,7 +12,9 @@ import layerwise_keras as lk
 from helpers import WeightSnapshot, assert_export_parity, compiled_model, fit_growth
 from layerwise_keras import export
 from layerwise_keras.clustering.whitening import fit_zca
-from layerwise_keras.growth.builder import end_to_end_model, grown_model, patch_kernel, stage_layer
+from layerwise_keras.growth.builder import end_to_end_model, grown_model
+from layerwise_keras.growth.names import stage_layer
+from layerwise_keras.growth.stage_layers import patch_kernel
 from layerwise_keras.growth.layers import ClusterAssignment
 
 

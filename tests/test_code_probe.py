@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import layerwise_keras as lk
-from layerwise_keras.growth.builder import code_probe_model, layer_name
+from layerwise_keras.growth.builder import code_probe_model
+from layerwise_keras.growth.names import layer_name
 from layerwise_keras.runs import pipeline
 from layerwise_keras.runs.config import validate_config
 

@@ -16,7 +16,8 @@ import pytest
 
 from layerwise_keras import Stage, registration
 from layerwise_keras.export import to_portable_model
-from layerwise_keras.growth.builder import grown_model, stage_layer
+from layerwise_keras.growth.builder import grown_model
+from layerwise_keras.growth.names import stage_layer
 from layerwise_keras.growth.cached import grow_cached
 
 # One config per stage kind the builder knows (assignments, whitening, cluster-first, gate, hand-offs, heads).

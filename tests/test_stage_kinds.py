@@ -15,7 +15,8 @@ import layerwise_keras as lk
 from helpers import assert_export_parity
 from layerwise_keras import export
 from layerwise_keras.clustering.whitening import WhitenedStream, fit_zca
-from layerwise_keras.growth.builder import grown_model, stage_layer
+from layerwise_keras.growth.builder import grown_model
+from layerwise_keras.growth.names import stage_layer
 from layerwise_keras.growth.layers import ClusterAssignment, nearest_mask
 
 
@@ -236,7 +237,7 @@ def test_new_kinds_layer_order(new_kinds_model):
         "stage3_readout_avgpool",
         "stage3_readout_bn", "stage3_readout_bottleneck", "stage3_readout_hidden", "stage3_readout_flatten",
         "stage3_readout"]
-    assert lk.growth.builder.clustered_stages(model) == [1, 2]
+    assert lk.growth.names.clustered_stages(model) == [1, 2]
 
 
 def test_input_pool_shapes_and_receptive_field(new_kinds_model):

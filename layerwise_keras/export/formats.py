@@ -5,7 +5,7 @@ import os
 import shutil
 
 
-from layerwise_keras.growth.builder import mentions_role
+from layerwise_keras.growth.names import mentions_role
 from layerwise_keras.export.portable import serving_model
 
 

@@ -20,7 +20,7 @@ import keras
 from keras import ops
 
 from layerwise_keras import compat
-from layerwise_keras.growth.builder import layer_name, parse_layer_name
+from layerwise_keras.growth.names import layer_name, parse_layer_name
 from layerwise_keras.growth.layers import ClusterAssignment, CodeGate, assign_from_scores
 
 

@@ -41,8 +41,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, drop_readout,
-                                            freeze_stage, input_model, stage_layer)
+from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, drop_readout, freeze_stage,
+                                            input_model)
+from layerwise_keras.growth.names import stage_layer
 from layerwise_keras.growth.layers import ClusterAssignment
 from layerwise_keras.growth.stage_clustering import EmbeddingStream, cluster_stage
 

@@ -3,7 +3,7 @@
 `StageWarning` / `diagnose`: near-chance accuracy (diverged, or too few
 gradient steps), collapsed clusters. `check_finite`: a NaN/Inf training loss
 or weight at an epoch end is an error naming the stage and epoch.
-`stage_line`: the readable line printed as a stage ends.
+`stage_start_line` / `stage_line`: the readable lines printed as a stage begins and ends.
 """
 
 import math
@@ -29,6 +29,30 @@ STAGE_FIGURES = ("kmeans_inertia", "kmeans_mean_sq_dist", "kmeans_iterations", "
                  "cluster_entropy", "dead_clusters", "stage_seconds")
 
 
+def epoch_figure_keys(stages):
+    """The keys every epoch's logs hold (NaN until known): `STAGE_FIGURES`, `whiten_seconds` where a stage
+    whitens, `learning_rate` where a stage has a schedule.
+
+    Example:
+
+    >>> epoch_figure_keys([Stage(8, clusters=4, whiten=0.01), Stage(8)])[-1]
+    'whiten_seconds'
+    """
+    keys = list(STAGE_FIGURES)
+    if any(stage.whiten is not None for stage in stages):
+        keys.append("whiten_seconds")
+    if any(stage.schedule is not None for stage in stages):
+        keys.append("learning_rate")
+    return keys
+
+
+def incomplete_message(n, total, done, budget):
+    """The `GrowthIncompleteWarning` of a `fit` that ended with stage `n` of `total` after `done` of `budget` epochs."""
+    return (f"LayerwiseTrainer: fit ended before the growth did (stage {n} of {total} in training after {done} of "
+            f"its {budget} epoch(s)): the model is not the grown network and trainer.finished is False. Something "
+            "stopped training early (a callback setting model.stop_training, TerminateOnNaN, an interrupt).")
+
+
 class StageWarning(UserWarning):
     """A stage ended in a state that usually means a failed growth (near-chance accuracy, collapsed clusters)."""
 
@@ -46,6 +70,27 @@ def non_finite_variables(model):
         if count:
             bad.append(f"{variable.path} ({count} of {value.size})")
     return bad
+
+
+def stage_start_line(stage, n, total, budget):
+    """One readable line for the start of stage `n` of `total`: what it will do, its budget in epochs.
+
+    Example:
+
+    >>> stage_start_line(Stage(8, clusters=4), 1, 2, 3)
+    'LayerwiseTrainer: stage 1/2 begins: trains its convolution and readout, then k-means of its embeddings; budget 3 epoch(s).'
+    """
+    what = "trains its convolution and readout, then k-means of its embeddings"
+    if stage.cluster == "patches":
+        what = "was k-means-clustered on its patches; trains its head on the code"
+    elif stage.clusters is None:
+        what = "trains its convolution and readout (the classifier)"
+    text = f"{budget} epoch(s)"
+    if stage.steps is not None:
+        text += f" ({stage.steps} steps)"
+    if stage.patience is not None:
+        text = f"up to {text}, stopping on convergence (patience {stage.patience})"
+    return f"LayerwiseTrainer: stage {n}/{total} begins: {what}; budget {text}."
 
 
 def stage_line(result, n, total):

@@ -188,6 +188,48 @@ def check_callbacks(callbacks, trainer):
     return before + [trainer] + [c for c in callbacks if c is not trainer and c not in before]
 
 
+def check_growable_model(model):
+    """Refuses a model the trainer cannot grow: not a `keras.Sequential`, or one without a `keras.Input`.
+
+    Example:
+
+    >>> check_growable_model(layerwise_keras.input_model((9, 9, 1)))
+    """
+    from layerwise_keras import compat
+
+    if not isinstance(model, keras.Sequential):
+        raise TypeError(
+            f"LayerwiseTrainer grows a keras.Sequential model; got {type(model).__name__}. "
+            "Start from layerwise_keras.input_model(input_shape)."
+        )
+    if not any(isinstance(l, keras.layers.InputLayer) for l in compat.sequential_layers(model)):
+        raise ValueError(
+            "LayerwiseTrainer: the model must start with a keras.Input of image shape (H, W, C). "
+            "Start from layerwise_keras.input_model(input_shape)."
+        )
+
+
+def check_fit_params(trainer, params):
+    """Checks Keras' `fit` parameters (`Callback.params`: `epochs`, `steps`) against the trainer's budgets.
+
+    Example:
+
+    >>> check_fit_params(trainer, {"epochs": trainer.total_epochs, "steps": 10})
+    """
+    epochs = params.get("epochs")
+    if epochs is not None and epochs != trainer.total_epochs:
+        raise ValueError(
+            f"LayerwiseTrainer: fit(epochs={epochs}) must equal trainer.total_epochs="
+            f"{trainer.total_epochs} (the sum of the stages' budgets in epochs)."
+        )
+    steps = params.get("steps")
+    if trainer.steps_per_epoch is not None and steps is not None and steps != trainer.steps_per_epoch:
+        raise ValueError(
+            f"LayerwiseTrainer: fit runs {steps} steps per epoch, but the trainer was given "
+            f"steps_per_epoch={trainer.steps_per_epoch} (its stages' step budgets are counted with it)."
+        )
+
+
 def check_fit(model, trainer, fit_args):
     """Runs every check of a growth's `fit` before its first epoch (see the module docstring).
 

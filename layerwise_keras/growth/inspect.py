@@ -6,7 +6,7 @@ import numpy as np
 
 from layerwise_keras.datasets.batches import image_batches
 from layerwise_keras.datasets.checks import check_images
-from layerwise_keras.growth.builder import clustered_stages, layer_name
+from layerwise_keras.growth.names import clustered_stages, layer_name
 
 
 def assignments(model, images, batch_size=256):

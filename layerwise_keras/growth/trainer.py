@@ -17,15 +17,12 @@ model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(
 model.fit(train_ds, epochs=trainer.total_epochs, validation_data=val_ds, callbacks=[trainer])
 ```
 
-Two details of Keras' trainer are handled deliberately:
-
-* `fit` keeps one train function per call. After growing, the trainer
-  re-compiles the model (from `model.get_compile_config()`, so the optimizer
-  is a *fresh* instance of the same config: an optimizer refuses variables it
-  was not built with) and forces `model.make_train_function(force=True)`; the
-  running `fit` picks the new function up on its next step.
-* Validation in `fit` runs before `on_epoch_end`, so the `val_*` figures of a
-  stage's last epoch belong to that stage, before it is clustered.
+After a stage grows, the model is compiled again (`growth.compiling`): `fit`
+picks up the new train function on its next step. Validation in `fit` runs
+before `on_epoch_end`, so the `val_*` figures of a stage's last epoch belong
+to that stage, before it is clustered. What `fit` checks first is
+`growth.fit_checks`; a stage's clustering step is `growth.stage_clustering`,
+its convergence `growth.convergence`, its warnings `growth.diagnostics`.
 """
 
 import json
@@ -36,16 +33,18 @@ import warnings
 import keras
 import numpy as np
 
-from layerwise_keras import compat
 from layerwise_keras.datasets.checks import check_images
-from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, count_stages, drop_readout,
-                                            freeze_stage, grown_model, stage_layer)
+from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, drop_readout, freeze_stage,
+                                            grown_model)
+from layerwise_keras.growth.names import count_stages, stage_layer
 from layerwise_keras.growth.convergence import Convergence, trainable_values
-from layerwise_keras.growth.diagnostics import (STAGE_FIGURES, GrowthIncompleteWarning, StageWarning,
-                                                check_finite, diagnose, stage_line)
-from layerwise_keras.growth.fit_checks import check_fit, logits_loss
+from layerwise_keras.growth.diagnostics import (GrowthIncompleteWarning, StageWarning, check_finite, diagnose,
+                                                epoch_figure_keys, incomplete_message, stage_line,
+                                                stage_start_line)
+from layerwise_keras.growth.compiling import recompile_for_stage
+from layerwise_keras.growth.fit_checks import check_fit, check_fit_params, check_growable_model
 from layerwise_keras.growth.stage_clustering import EmbeddingStream, cluster_stage
-from layerwise_keras.growth.strategy import kmeans_distribute, replicated_strategy, strategy_scope
+from layerwise_keras.growth.strategy import kmeans_distribute, strategy_scope
 
 
 def _fresh_progress():
@@ -203,68 +202,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         return figures
 
     def _recompile(self, model):
-        """Compiles the model again for its new stage: a fresh optimizer at the initial learning rate.
-
-        A cross-entropy named by string is compiled with `from_logits=True`
-        (the network ends in logits); one that expects probabilities is
-        refused (`fit_checks.logits_loss`). The learning rate goes back to
-        the one of the first compile, so what `ReduceLROnPlateau` or
-        `LearningRateScheduler` did in a stage does not carry into the next.
-        """
-        config = model.get_compile_config()
-        if not config:
-            raise RuntimeError("LayerwiseTrainer: compile the model before calling fit.")
-        loss, changed = logits_loss(getattr(model, "loss", None))
-        if changed:
-            config["loss"] = keras.saving.serialize_keras_object(loss)
-            if self.verbose:
-                print(f"LayerwiseTrainer: compiling the loss as keras.losses.{type(loss).__name__}(from_logits=True)"
-                      " (the network outputs logits).", flush=True)
-        optimizer = config.get("optimizer")
-        rate = optimizer.get("config", {}).get("learning_rate") if isinstance(optimizer, dict) else None
-        if self._first_learning_rate is None and isinstance(rate, (int, float)) and not isinstance(rate, bool):
-            self._first_learning_rate = float(rate)
-        elif self._first_learning_rate is not None and isinstance(rate, (int, float)):
-            optimizer["config"]["learning_rate"] = self._first_learning_rate
-        with keras.saving.custom_object_scope(compat.compiled_functions(model)):
-            model.compile_from_config(config)  # the user's own loss and metric functions resolve by name
-        if replicated_strategy(model) is not None or keras.distribution.distribution() is not None:
-            # Under keras.distribution (JAX) the train function's shardings are fixed when it is made,
-            # so the new optimizer's and metrics' variables must exist by then.
-            self._build_compiled_state(model)
-        model.make_train_function(force=True)
-
-    def _build_compiled_state(self, model):
-        """Builds the fresh optimizer's, loss' and metrics' variables before the next train step.
-
-        Under `tf.distribute`, variables created lazily inside the train step
-        would be created in a replica context, which fails, and under
-        `keras.distribution` (JAX) the train function's shardings would miss
-        them; `fit` builds them symbolically before training, and this does
-        the same after a stage is added (with a class-id label batch, or
-        one-hot if the loss wants it).
-        """
-        x = np.zeros((1,) + tuple(model.input_shape[1:]), "float32")
-        labels = (np.zeros((1,), "int32"), np.zeros((1, self.num_classes), "float32"))
-        for y in labels:
-            try:
-                compat.symbolic_build(model, (x, y))  # what fit does before its first step
-                return
-            except (ValueError, TypeError):
-                continue
-        model.optimizer.build(model.trainable_variables)
-
-    def _check_model(self, model):
-        if not isinstance(model, keras.Sequential):
-            raise TypeError(
-                f"LayerwiseTrainer grows a keras.Sequential model; got {type(model).__name__}. "
-                "Start from layerwise_keras.input_model(input_shape)."
-            )
-        if not any(isinstance(l, keras.layers.InputLayer) for l in compat.sequential_layers(model)):
-            raise ValueError(
-                "LayerwiseTrainer: the model must start with a keras.Input of image shape (H, W, C). "
-                "Start from layerwise_keras.input_model(input_shape)."
-            )
+        rate = recompile_for_stage(model, self.num_classes, self._first_learning_rate, self.verbose)
+        self._first_learning_rate = rate if self._first_learning_rate is None else self._first_learning_rate
 
     def begin(self, model):
         """Adds stage 1 (convolution + readout) to an empty compiled model and re-compiles it.
@@ -290,7 +229,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         >>> model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer])
         """
         if self.grown_stages(model) == 0:
-            self._check_model(model)
+            check_growable_model(model)
             self._stage_start = time.perf_counter()
             self._progress["patch_figures"] = self._add_stage(model, 0)
             with strategy_scope(model):
@@ -408,18 +347,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         model = self.model
-        epochs = self.params.get("epochs")
-        if epochs is not None and epochs != self.total_epochs:
-            raise ValueError(
-                f"LayerwiseTrainer: fit(epochs={epochs}) must equal trainer.total_epochs="
-                f"{self.total_epochs} (the sum of the stages' budgets in epochs)."
-            )
-        steps = self.params.get("steps")
-        if self.steps_per_epoch is not None and steps is not None and steps != self.steps_per_epoch:
-            raise ValueError(
-                f"LayerwiseTrainer: fit runs {steps} steps per epoch, but the trainer was given "
-                f"steps_per_epoch={self.steps_per_epoch} (its stages' step budgets are counted with it)."
-            )
+        check_fit_params(self, self.params)
         if self._resumed_at is not None:
             if self.finished:
                 raise ValueError(
@@ -446,7 +374,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         index = self._progress["stage"]
         if index < len(self.stages) and self._progress["stage_epochs"] == 0:
             if self.verbose:
-                print(self._stage_start_line(index), flush=True)
+                line = stage_start_line(self.stages[index], index + 1, len(self.stages), self._budgets[index])
+                print(line, flush=True)
             if index > 0 and self._first_learning_rate is not None:
                 # A new stage starts at the first compile's rate, whatever ReduceLROnPlateau did at the last
                 # stage's end, and the plateau is measured afresh.
@@ -462,20 +391,6 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             rate = stage.learning_rate(base, self._progress["stage_epochs"], self._budgets[index])
             self.model.optimizer.learning_rate = rate
             self._scheduled = (base, rate)
-
-    def _stage_start_line(self, index):
-        stage, n = self.stages[index], index + 1
-        what = "trains its convolution and readout, then k-means of its embeddings"
-        if stage.cluster == "patches":
-            what = "was k-means-clustered on its patches; trains its head on the code"
-        elif stage.clusters is None:
-            what = "trains its convolution and readout (the classifier)"
-        budget = f"{self._budgets[index]} epoch(s)"
-        if stage.steps is not None:
-            budget += f" ({stage.steps} steps)"
-        if stage.patience is not None:
-            budget = f"up to {budget}, stopping on convergence (patience {stage.patience})"
-        return f"LayerwiseTrainer: stage {n}/{len(self.stages)} begins: {what}; budget {budget}."
 
     def _initial_learning_rate(self, index):
         config = (self.model.get_compile_config() or {}).get("optimizer")
@@ -552,22 +467,13 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             self.model.stop_training = True  # the last stage converged before fit's epochs ran out
 
     def _figure_keys(self):
-        keys = list(STAGE_FIGURES)
-        if any(stage.whiten is not None for stage in self.stages):
-            keys.append("whiten_seconds")
-        if any(stage.schedule is not None for stage in self.stages):
-            keys.append("learning_rate")
-        return keys
+        return epoch_figure_keys(self.stages)
 
     def on_train_end(self, logs=None):
         if not self.finished:
             index = self._progress["stage"]
-            warnings.warn(
-                f"LayerwiseTrainer: fit ended before the growth did (stage {index + 1} of {len(self.stages)} "
-                f"in training after {self._progress['stage_epochs']} of its {self._budgets[index]} epoch(s)): "
-                "the model is not the grown network and trainer.finished is False. Something stopped training "
-                "early (a callback setting model.stop_training, TerminateOnNaN, an interrupt).",
-                GrowthIncompleteWarning, stacklevel=2)
+            warnings.warn(incomplete_message(index + 1, len(self.stages), self._progress["stage_epochs"],
+                                             self._budgets[index]), GrowthIncompleteWarning, stacklevel=2)
 
     def _restore_best_weights(self):
         for variable, value in zip(self.model.trainable_variables, self._best_weights):

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from layerwise_keras.datasets.batches import image_batches
-from layerwise_keras.growth.builder import clustered_stages, stage_layer
+from layerwise_keras.growth.names import clustered_stages, stage_layer
 
 
 @dataclasses.dataclass(frozen=True)

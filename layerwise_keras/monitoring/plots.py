@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from layerwise_keras.datasets.checks import check_images
-from layerwise_keras.growth.builder import stage_layer
+from layerwise_keras.growth.names import stage_layer
 from layerwise_keras.monitoring.patches import iter_stage_outputs, receptive_field, stage_patches
 
 

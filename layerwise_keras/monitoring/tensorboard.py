@@ -36,7 +36,7 @@ import tensorflow as tf
 from tensorboard.plugins import projector
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
-from layerwise_keras.growth.builder import stage_layer
+from layerwise_keras.growth.names import stage_layer
 from layerwise_keras.growth.diagnostics import STAGE_FIGURES
 from layerwise_keras.growth.trainer import LayerwiseTrainer
 from layerwise_keras.monitoring.patches import centroid_patches, tile_patches

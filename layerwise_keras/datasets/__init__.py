@@ -1,6 +1,7 @@
 """Data: input checks, the paper's generative model, real datasets from local files, batches and augmentation.
 
-- `HierarchicalModel`, `hierarchical_digits`: the generative model (NumPy).
+- `HierarchicalModel`: the generative model; `hierarchical_digits`: its seven-segment
+  digits instance (NumPy).
 - `check_images`, `check_labels`, `check_splits`: the input checks.
 - `ArrayBatches`, `augment_batch`: NumPy batches for `fit` on any backend.
 - `from_arrays`, `load`, `hierarchical_dataset`, `hierarchical_digits_dataset`:
@@ -13,7 +14,8 @@
 from layerwise_keras.datasets.augment import augment_batch
 from layerwise_keras.datasets.batches import ArrayBatches, image_batches
 from layerwise_keras.datasets.checks import check_images, check_labels, check_splits
-from layerwise_keras.datasets.generative import DIGITS_LEVEL_NAMES, HierarchicalModel, hierarchical_digits
+from layerwise_keras.datasets.digits import DIGITS_LEVEL_NAMES, hierarchical_digits
+from layerwise_keras.datasets.generative import HierarchicalModel
 from layerwise_keras.datasets.grids import sample_grid, save_sample_grid
 from layerwise_keras.datasets.local import DataError
 from layerwise_keras.datasets.real import DATA_ENV, NORMALIZATIONS, load_arrays, normalize_images

@@ -1,10 +1,13 @@
-"""Input checks at the library's boundary: images, labels and whole splits.
+"""Input checks at the library's boundary: images, labels, whole splits and scalar arguments.
 
 Every entry point that takes user data (`LayerwiseTrainer`, `KMeans` through
 its own point check, `from_arrays`, `ArrayBatches`, `runs.grow`) validates it
-here once and hands clean float32 / int64 arrays inward.
+here once and hands clean float32 / int64 arrays inward. `positive_int`,
+`check_int` and `check_float` check scalar arguments (the generative models'
+among them) and name their owner in the error.
 """
 
+import math
 import numbers
 import sys
 
@@ -22,6 +25,30 @@ def positive_int(value, name, owner):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{owner}: `{name}` must be an integer >= 1, got {value!r}.")
     return int(value)
+
+
+def check_int(value, name, minimum=None, *, owner):
+    """Returns `value` as an int, or raises `ValueError` naming `owner` and `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{owner}: `{name}` must be an integer, got {value!r}.")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{owner}: `{name}` must be >= {minimum}, got {value}.")
+    return value
+
+
+def check_float(value, name, minimum=0.0, maximum=None, *, owner):
+    """Returns `value` as a finite float in [minimum, maximum], or raises `ValueError`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{owner}: `{name}` must be a real number, got {value!r}.")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: `{name}` must be finite, got {value}.")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{owner}: `{name}` must be >= {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{owner}: `{name}` must be <= {maximum}, got {value}.")
+    return value
 
 
 def check_images(images, name="images"):

@@ -5,7 +5,8 @@ import os
 
 import numpy as np
 
-from layerwise_keras.datasets.generative import HierarchicalModel, hierarchical_digits
+from layerwise_keras.datasets.digits import hierarchical_digits
+from layerwise_keras.datasets.generative import HierarchicalModel
 from layerwise_keras.datasets.local import resolve_folder
 from layerwise_keras.datasets.real import resolve_data_dir, load_arrays, normalize_images
 

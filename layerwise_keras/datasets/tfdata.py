@@ -7,7 +7,8 @@ import numpy as np
 
 from layerwise_keras.datasets.augment import augment_batch
 from layerwise_keras.datasets.checks import positive_int, check_images, check_labels
-from layerwise_keras.datasets.generative import HierarchicalModel, hierarchical_digits
+from layerwise_keras.datasets.digits import hierarchical_digits
+from layerwise_keras.datasets.generative import HierarchicalModel
 from layerwise_keras.datasets.real import NORMALIZATIONS, load_arrays, normalize_images
 
 

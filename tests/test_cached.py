@@ -9,6 +9,7 @@ import pytest
 import keras
 
 import layerwise_keras as lk
+from layerwise_keras.growth.diagnostics import StageWarning
 from layerwise_keras.growth.names import stage_layer
 from layerwise_keras.growth.cached import StageInputs, _epoch_orders, _first_trainable, grow_cached
 from layerwise_keras.runs.config import load_config
@@ -178,3 +179,14 @@ def test_cached_and_uncached_growth_agree_on_learning_rates_budgets_and_hand_off
     np.testing.assert_allclose(rates, expected, rtol=1e-6)
     assert [(l.name, tuple(l.output.shape)) for l in model_a.layers] == [
         (l.name, tuple(l.output.shape)) for l in model_b.layers]
+
+
+def test_cached_stage_results_carry_the_trainers_budget_and_diagnosis(splits):
+    """The same stage-result keys as the LayerwiseTrainer's: epochs, steps and warnings (one diagnose for both)."""
+    x, y = splits["x_train"][:200], splits["y_train"][:200]
+    stages = [lk.Stage(8, 3, clusters=64, epochs=1), lk.Stage(8, 3, epochs=1)]  # 200 images: a starved stage
+    with pytest.warns(StageWarning):
+        _, results, _ = grow_cached(stages, x, y, splits["num_classes"],
+                                    {"class_name": "SGD", "config": {"learning_rate": 0.001}}, 100, verbose=0)
+    assert [(r["epochs"], r["steps"]) for r in results] == [(1, 2), (1, 2)]
+    assert any("near chance" in m or "clusters" in m for r in results for m in r["warnings"])

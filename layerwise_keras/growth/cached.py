@@ -36,6 +36,7 @@ combination) and convergence budgets (`Stage(patience=...)`).
 import copy
 import math
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -43,8 +44,9 @@ import tensorflow as tf
 
 from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, drop_readout, freeze_stage,
                                             input_model)
-from layerwise_keras.growth.names import stage_layer
+from layerwise_keras.growth.diagnostics import StageWarning, diagnose
 from layerwise_keras.growth.layers import ClusterAssignment
+from layerwise_keras.growth.names import stage_layer
 from layerwise_keras.growth.stage_clustering import EmbeddingStream, cluster_stage
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -282,5 +284,10 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                 train = base.advance(model.layers[begin:], kmeans_batch_size)
                 val = None if val_base is None else val_base.advance(model.layers[begin:], kmeans_batch_size)
         result["stage_seconds"] = time.perf_counter() - start
+        result.update(epochs=budget, steps=budget * steps_per_epoch)
+        # The trainer's diagnosis of a likely failed stage (near chance, collapsed clusters), the same messages.
+        result["warnings"] = diagnose(result, n, num_classes, results[-1] if results else None)
+        for message in result["warnings"]:
+            warnings.warn(message, StageWarning, stacklevel=2)
         results.append(result)
     return model, results, history

@@ -17,9 +17,10 @@ Two timings are taken per implementation:
 
 * "Lloyd s": the I Lloyd iterations only -- from the start of the first
   assignment pass to the end of the I-th centroid update (I assignment passes
-  + I updates).  Ours and scikit-learn's are taken by wrapping their pass
-  functions with timers (ours: `KMeans._assign_pass` on the instance;
-  scikit-learn: `sklearn.cluster._kmeans.lloyd_iter_chunked_dense`), faiss's
+  + I updates).  Ours and scikit-learn's are taken by timing their passes
+  (ours: the `KMeans.on_pass` hook, given the start and end of every
+  assignment pass; scikit-learn: a timer wrapped around
+  `sklearn.cluster._kmeans.lloyd_iter_chunked_dense`), faiss's
   is its own `iteration_stats[-1]["time"]` (cumulative time at the end of the
   last iteration, which also covers its short set-up).
 * "fit s": the whole call.  Ours: `fit` = one scan (count + NaN/Inf check),
@@ -251,24 +252,20 @@ def run_ours(x, init, iters, warm, budget):
         # moved-points update are then traced for any number of chunks / moved points (tf.function relaxes
         # the shape on the second distinct one), so no tracing falls into the timed fits.
         km.fit(warm[: warm.shape[0] // 2])
-    inner = km._assign_pass
 
     def timed():
         passes = []  # (start, end) of every assignment pass
 
-        def timed_pass(*args, **kwargs):
-            start = time.perf_counter()
-            result = inner(*args, **kwargs)
-            passes.append((start, time.perf_counter()))
-            return result
+        def on_pass(start, end):  # KMeans' pass hook: time.perf_counter() at the start and end of each pass
+            passes.append((start, end))
 
-        km._assign_pass = timed_pass  # instance attribute: shadows the method for this fit only
+        km.on_pass = on_pass  # for this fit only
         try:
             t0 = time.perf_counter()
             km.fit(x)
             fit_s = time.perf_counter() - t0
         finally:
-            del km._assign_pass
+            km.on_pass = None
         # passes = n_iter Lloyd passes, then the final scoring pass
         return {
             "impl": "ours",
@@ -521,10 +518,10 @@ def main(argv=None):
     started_at = commit()  # the code that runs, whatever is committed while it does
     date = now()
     machine = machine_info()
-    from layerwise_keras.clustering.kmeans import KMeans as Ours
+    from layerwise_keras.clustering.dispatch import chunk_rows
 
     # the rows of our compiled step at each K (KMeans' default batch_size=None)
-    ceiling = matmul_ceiling(shapes=[(Ours(table[s][2])._chunk_rows(), table[s][1], table[s][2]) for s in names])
+    ceiling = matmul_ceiling(shapes=[(chunk_rows(None, table[s][2]), table[s][1], table[s][2]) for s in names])
     print(f"ceiling: {json.dumps(ceiling)}", flush=True)
     shapes = []
     for s in names:

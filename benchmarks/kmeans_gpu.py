@@ -3,7 +3,7 @@
 Run with `KERAS_BACKEND=jax` on a machine with a GPU (see `benchmarks/gpu.sh`).
 For each shape (N points, D features, K clusters) it
 
-* times the compiled step `layerwise_keras.clustering.kmeans.lloyd_step` under
+* times the compiled step `layerwise_keras.clustering.kernels.lloyd_step` under
   `jax.jit` on device-resident data, one call on all N points (distances,
   argmin, per-cluster sums, counts and inertia), at JAX's default float32
   matmul precision (TF32 on Hopper) and at `"highest"` (true float32);
@@ -80,7 +80,8 @@ def run_shape(name, n, d, k, rates, iters, fit_rows):
     import jax
     import jax.numpy as jnp
 
-    from layerwise_keras.clustering.kmeans import KMeans, lloyd_step
+    from layerwise_keras.clustering.kernels import lloyd_step
+    from layerwise_keras.clustering.kmeans import KMeans
 
     rng = np.random.default_rng(0)
     centers = rng.normal(0.0, 1.0, (k, d)).astype(np.float32) * 3.0

@@ -1,10 +1,13 @@
 """Tests for layerwise_keras.clustering.kmeans.KMeans."""
 
+import pickle
+import time
 import warnings
 
 import numpy as np
 import pytest
 
+from layerwise_keras.clustering.dispatch import uses_xla
 from layerwise_keras.clustering.kmeans import KMeans
 
 K = 10
@@ -163,7 +166,7 @@ def test_resident_incremental_sums_match_reference():
     km._resident = (pass_fn, counted("sums", sums_fn), counted("delta", delta_fn))
     km.fit(x)
     assert calls["sums"] >= 1, calls
-    if not km._xla():  # under XLA the sums are always recomputed (no new shapes)
+    if not uses_xla(km.jit_compile):  # under XLA the sums are always recomputed (no new shapes)
         assert calls["delta"] >= 1, calls
     ref_centers, ref_labels = numpy_lloyd(x, init, 12)
     np.testing.assert_allclose(km.cluster_centers_, ref_centers, rtol=1e-5, atol=1e-5)
@@ -402,6 +405,34 @@ def test_xla_compiled_passes_match_graph(blobs):
     a = KMeans(K, init=init, max_iter=6, tol=0.0, max_points_per_centroid=None, batch_size=700).fit(x)
     b = KMeans(K, init=init, max_iter=6, tol=0.0, max_points_per_centroid=None, batch_size=700,
                jit_compile=True).fit(x)
-    assert b._xla()
+    assert uses_xla(b.jit_compile)
     assert_same_up_to_rounding(a, b)
     np.testing.assert_array_equal(a.predict(x), b.predict(x))
+
+
+@pytest.mark.parametrize("mppc", [None, 30])
+def test_on_pass_hook_reports_every_assignment_pass(mppc):
+    # The benchmark's timing hook: one (start, end) per pass -- n_iter Lloyd passes, then the scoring pass --
+    # in order, and the same clustering as without the hook.
+    x, _ = make_blobs(n=3000, std=4.0, seed=3)  # overlapping blobs, a poor start: all 5 iterations run
+    plain = KMeans(K, init=x[:K], max_iter=5, tol=0.0, max_points_per_centroid=mppc).fit(x)
+    km = KMeans(K, init=x[:K], max_iter=5, tol=0.0, max_points_per_centroid=mppc)
+    passes = []
+    km.on_pass = lambda start, end: passes.append((start, end))
+    before = time.perf_counter()
+    km.fit(x)
+    assert len(passes) == km.n_iter_ + 1 == 6
+    assert before <= passes[0][0] and all(s <= e for s, e in passes)
+    assert all(e1 <= s2 for (_, e1), (s2, _) in zip(passes, passes[1:]))
+    np.testing.assert_array_equal(km.cluster_centers_, plain.cluster_centers_)
+    assert KMeans.on_pass is None and "on_pass" not in km.get_config()
+
+
+def test_pickle_round_trip_drops_compiled_functions_and_hook(blobs):
+    x, _ = blobs
+    km = KMeans(K, max_iter=5).fit(x)
+    km.on_pass = lambda start, end: None  # a closure: not picklable, dropped
+    again = pickle.loads(pickle.dumps(km))
+    assert again._step is None and again._resident is None and again.on_pass is None
+    np.testing.assert_array_equal(again.predict(x), km.predict(x))
+    assert again.fit(x).n_iter_ == km.n_iter_

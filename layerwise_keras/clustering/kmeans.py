@@ -50,6 +50,13 @@ The algorithm:
    fewer distinct points than clusters, the surplus clusters get duplicate
    centroids; nothing ever becomes NaN.
 
+`KMeans` (this module) is the estimator: its arguments, `fit` in small
+steps, `predict`.  The steps live in one module each: the scan
+(`layerwise_keras.clustering.scan`), the seeding and the best of `n_init`
+runs (`inits`), Lloyd's passes and iterations (`lloyd`), the choice and
+compilation of the step (`dispatch`), and the reduction over JAX processes
+(`reduction`).
+
 Example:
 
 >>> import numpy as np
@@ -63,31 +70,28 @@ Example:
 [100, 100, 100]
 """
 
-import functools
 import math
-import warnings
+import time
 
 import keras
 import numpy as np
 
-from layerwise_keras.clustering import distribute_jax
-from layerwise_keras.clustering.kernels import cluster_sums, lloyd_step, on_accelerator, resident_pass, sums_delta
-from layerwise_keras.clustering.sampling import (
-    all_process_moments,
-    FarthestPoints,
-    kmeans_plusplus,
-    Moments,
-    RandomKeySample,
-    update_centroids,
+from layerwise_keras.clustering.dispatch import (
+    chunk_rows,
+    compiled_lloyd_step,
+    compiled_resident_fns,
+    use_resident,
+    uses_xla,
 )
+from layerwise_keras.clustering.inits import best_of_inits, check_init
+from layerwise_keras.clustering.lloyd import lloyd, resident_assign_pass, run_chunk, streamed_assign_pass
+from layerwise_keras.clustering.reduction import all_processes_counts, processes, reduce_pass, union_of_samples
+from layerwise_keras.clustering.sampling import all_process_moments, Moments
+from layerwise_keras.clustering.scan import check_scanned, INIT_POINTS_PER_CENTROID, sample_capacity, scan
 from layerwise_keras.clustering.sources import ArraySource, make_source, ResidentPoints
 
 
 __all__ = ["KMeans", "NotFittedError"]
-
-
-# Size, per centroid, of the sample that k-means++ runs on when Lloyd streams.
-_INIT_POINTS_PER_CENTROID = 256
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -169,6 +173,16 @@ class KMeans:
         n_reseeded_: int, empty clusters re-seeded during the kept run.
         converged_: bool, whether the kept run met the `tol` criterion.
 
+    Hook (not a constructor argument, not in `get_config`, not pickled):
+        on_pass: None (default), or a callable `on_pass(start, end)` called
+            after every assignment pass over the points -- the Lloyd
+            iterations' passes, then the last pass that scores the final
+            centroids, for every init -- with the `time.perf_counter()`
+            seconds at which the pass began and ended (before any
+            reduction over processes).  Set it on an instance to time the
+            passes (as `benchmarks/kmeans.py` does); its return value is
+            ignored.
+
     Example:
 
     >>> import numpy as np
@@ -180,6 +194,8 @@ class KMeans:
     >>> int(km.predict(x[:1])[0]) == int(km.predict(x[1:2])[0])
     True
     """
+
+    on_pass = None  # the pass hook (see the class docstring); set on an instance
 
     def __init__(
         self,
@@ -221,7 +237,7 @@ class KMeans:
             raise ValueError("KMeans(distribute='processes') needs the JAX backend (several JAX processes).")
         self.distribute = distribute
         self.verbose = int(verbose)
-        self.init = self._check_init(init)
+        self.init = check_init(init, self.n_clusters)
         self._step = None
         self._resident = None
 
@@ -255,35 +271,6 @@ class KMeans:
         """Creates an unfitted `KMeans` from `get_config()`'s dict."""
         return cls(**config)
 
-    def _check_init(self, init):
-        if isinstance(init, str):
-            if init not in ("k-means++", "random"):
-                raise ValueError(
-                    f"Unknown init {init!r}; expected 'k-means++', 'random' or "
-                    f"an array of shape [n_clusters, n_features]."
-                )
-            return init
-        try:
-            arr = np.array(init)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"Could not convert init to an array: {e}") from e
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(
-                f"init must be 'k-means++', 'random' or a numeric array, got "
-                f"{type(init).__name__} with dtype {arr.dtype}."
-            )
-        if arr.ndim != 2 or arr.shape[0] != self.n_clusters:
-            raise ValueError(
-                f"init array must have shape [n_clusters={self.n_clusters}, "
-                f"n_features], got shape {tuple(arr.shape)}."
-            )
-        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        if n_bad:
-            raise ValueError(
-                f"init array contains {n_bad} non-finite values (NaN or Inf)."
-            )
-        return arr.astype(np.float32)
-
     def __repr__(self):
         init = self.init if isinstance(self.init, str) else "array"
         return (
@@ -298,242 +285,49 @@ class KMeans:
         state["_step"] = state["_resident"] = None  # compiled functions are not picklable
         if state["distribute"] != "processes":
             state["distribute"] = None  # nor are strategies
+        state.pop("on_pass", None)  # a hook is a runtime callable, often a closure
         return state
 
     def _log(self, level, msg):
         if self.verbose >= level:
             print(f"KMeans: {msg}", flush=True)
 
-    # -- compiled step -------------------------------------------------------
+    # -- compiled step and passes --------------------------------------------
 
     def _chunk_rows(self):
-        """Rows per chunk: `batch_size`; if None, 16,384 on an accelerator, else about 4M distance entries."""
-        if self.batch_size is not None:
-            return self.batch_size
-        if on_accelerator():
-            return 16384
-        return int(min(16384, max(1024, 2**22 // self.n_clusters)))
+        """Rows per chunk (`dispatch.chunk_rows` of `batch_size` and `n_clusters`)."""
+        return chunk_rows(self.batch_size, self.n_clusters)
 
-    def _xla(self):
-        """Whether `_compile` uses XLA: always on JAX, per `jit_compile` on TensorFlow."""
-        backend = keras.backend.backend()
-        if backend == "tensorflow":
-            return on_accelerator() if self.jit_compile == "auto" else self.jit_compile
-        return backend == "jax"
-
-    def _compile(self, fn):
-        """Compiles `fn` for the backend: `tf.function` (XLA per `jit_compile`), `jax.jit`, else as is."""
-        backend = keras.backend.backend()
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            # A fresh partial per instance: tf.function's "frequent retracing"
-            # detector is keyed by the function's code object, so it would
-            # otherwise count the (single) trace of every KMeans instance
-            # against the shared function and warn.
-            return tf.function(functools.partial(fn), jit_compile=self._xla(), reduce_retracing=True)
-        if backend == "jax":
-            import jax
-
-            return jax.jit(fn)
-        return fn
+    def _processes(self):
+        """JAX processes clustering together (`reduction.processes`)."""
+        return processes(self.distribute)
 
     def _get_step(self):
         """Returns the Lloyd step, compiled once for this instance."""
         if self._step is None:
-            if self._replicas() > 1 and keras.backend.backend() != "tensorflow":
-                raise ValueError("KMeans(distribute=...) takes a tf.distribute.Strategy: TensorFlow backend only.")
-            self._step = self._compile(lloyd_step)
-            if self._replicas() > 1:
-                from layerwise_keras.clustering.distribute_tf import replicated_step
-
-                self._step = replicated_step(self.distribute, self._step)
+            self._step = compiled_lloyd_step(self.jit_compile, self.distribute)
         return self._step
 
     def _resident_fns(self):
         """The compiled `resident_pass`, `cluster_sums` and `sums_delta` of this instance."""
         if self._resident is None:
-            k = self.n_clusters
-            self._resident = (
-                self._compile(resident_pass),
-                self._compile(functools.partial(cluster_sums, n_clusters=k)),
-                self._compile(functools.partial(sums_delta, n_clusters=k)),
-            )
+            self._resident = compiled_resident_fns(self.n_clusters, self.jit_compile)
         return self._resident
 
-    def _use_resident(self):
-        """Whether Lloyd runs on device-resident points (not with a multi-replica `distribute`)."""
-        return self._replicas() == 1
-
-    def _replicas(self):
-        """Replicas of the `tf.distribute` strategy (1 without one)."""
-        return 1 if self.distribute in (None, "processes") else self.distribute.num_replicas_in_sync
-
-    def _processes(self):
-        """JAX processes clustering together (1 unless `distribute="processes"` under `jax.distributed`)."""
-        if self.distribute != "processes":
-            return 1
-
-        return distribute_jax.process_count()
-
-    def _reduce_pass(self, sums, counts, inertia, far, n_track):
-        """Sums one pass's results over the processes; the farthest points of all processes if a cluster is empty."""
-
-        sums, counts, inertia = distribute_jax.process_sum([sums, counts, np.float64(inertia)])
-        if n_track > 0 and np.any(counts == 0):  # the same decision on every process
-            if far is None or far.dist is None:  # no point here: take part with empty arrays
-                d = sums.shape[1]
-                local = (np.zeros(0, np.float32), np.zeros((0, d), np.float32), np.zeros(0, np.int32))
-            else:
-                local = (far.dist, far.rows, far.assign)
-            far = FarthestPoints(n_track)
-            far.update(*(distribute_jax.process_allgather(a) for a in local))
-        else:
-            far = None
-        return sums, counts, float(inertia), far
-
-    def _run_chunk(self, chunk, rows, centroids):
-        """Pads `chunk` to `rows` rows and runs the step; returns NumPy outputs."""
-        b = chunk.shape[0]
-        w = np.zeros(rows, np.float32)
-        w[:b] = 1.0
-        if b < rows:
-            padded = np.zeros((rows, chunk.shape[1]), np.float32)
-            padded[:b] = chunk
-            chunk = padded
-        to_tensor = keras.ops.convert_to_tensor
-        outs = self._get_step()(to_tensor(chunk), to_tensor(w), to_tensor(centroids))
-        return tuple(keras.ops.convert_to_numpy(o) for o in outs)
-
     def _assign_pass(self, source, rows, centroids, n_track):
-        """One pass: float64 sums/counts/inertia and the farthest points."""
+        """One pass: float64 sums/counts/inertia and the farthest points; reported to `on_pass`."""
+        start = time.perf_counter() if self.on_pass is not None else None
         if isinstance(source, ResidentPoints):
-            return self._resident_assign_pass(source, centroids, n_track)
-        k, d = centroids.shape
-        sums = np.zeros((k, d), np.float64)
-        counts = np.zeros(k, np.float64)
-        inertia = 0.0
-        far = FarthestPoints(n_track) if n_track > 0 else None
-        for chunk in source.chunks(rows):
-            b = chunk.shape[0]
-            s, c, inert, min_dist, assign = self._run_chunk(chunk, rows, centroids)
-            sums += s
-            counts += c
-            inertia += float(inert)
-            if far is not None:
-                far.update(min_dist[:b], chunk, assign[:b])
-        return sums, counts, inertia, far
-
-    def _resident_assign_pass(self, source, centroids, n_track):
-        """`_assign_pass` on a `ResidentPoints`: one compiled call, then the sums of the points that moved.
-
-        When more than a third of the points changed cluster (always on a
-        run's first pass), the sums are recomputed from all points instead
-        of moving the changed ones (one segment sum instead of a gather and
-        two).  Under XLA (JAX, or TensorFlow on a GPU/TPU) they are always
-        recomputed: each new number of moved points would be a new compiled
-        shape, and a segment sum over all points is cheap on an accelerator.
-        """
-        pass_fn, sums_fn, delta_fn = self._resident_fns()
-        to_tensor, to_numpy = keras.ops.convert_to_tensor, keras.ops.convert_to_numpy
-        k, n = self.n_clusters, source.n_points
-        assign, min_dist = pass_fn(source.chunks3d, source.chunks_sq, to_tensor(centroids))
-        assign = to_numpy(assign).reshape(-1)
-        min_dist = to_numpy(min_dist).reshape(-1)[:n]
-        assign[n:] = k  # padding rows: the dummy cluster
-        moved = np.flatnonzero(assign[:n] != source.assign).astype(np.int32)
-        if 3 * moved.size > n or (moved.size and self._xla()):
-            sums, counts = sums_fn(source.x, to_tensor(assign))
-            source.sums = to_numpy(sums).astype(np.float64)
-            source.counts = to_numpy(counts).astype(np.float64)
-        elif moved.size:
-            # Pad to a power of two (>= 1024) so the compiled delta sees few shapes.
-            size = max(1024, 1 << int(moved.size - 1).bit_length())
-            rows = np.zeros(size, np.int32)
-            new = np.full(size, k, np.int32)
-            old = new.copy()
-            rows[: moved.size] = moved
-            new[: moved.size] = assign[moved]
-            old[: moved.size] = source.assign[moved]
-            sums, counts = delta_fn(source.x, to_tensor(rows), to_tensor(new), to_tensor(old))
-            source.sums += to_numpy(sums)
-            source.counts += to_numpy(counts)
-        assign = assign[:n]
-        source.assign = assign
-        inertia = float(np.sum(min_dist, dtype=np.float64))
-        far = None
-        # Only needed to re-seed empty clusters (of all processes' points, under distribute="processes").
-        if n_track > 0 and (np.any(source.counts == 0) or self._processes() > 1):
-            far = FarthestPoints(n_track)
-            far.update(min_dist, source.array, assign)
-        return source.sums.copy(), source.counts.copy(), inertia, far
+            result = resident_assign_pass(
+                self._resident_fns(), uses_xla(self.jit_compile), self._processes() > 1, source, centroids, n_track
+            )
+        else:
+            result = streamed_assign_pass(self._get_step(), source, rows, centroids, n_track)
+        if self.on_pass is not None:
+            self.on_pass(start, time.perf_counter())
+        return result
 
     # -- fit -----------------------------------------------------------------
-
-    def _scan(self, source, capacity, want_moments):
-        """First pass: count, check finiteness, sample, optionally moments."""
-        sample = None
-        if capacity is not None:
-            sample = RandomKeySample(capacity, np.random.default_rng(self.seed))
-        moments = Moments() if want_moments else None
-        n, n_bad, dim = 0, 0, source.dim
-        for chunk in source.chunks(self._chunk_rows()):
-            bad = chunk.size - np.count_nonzero(np.isfinite(chunk))
-            n_bad += int(bad)
-            if n_bad == 0:
-                if sample is not None:
-                    sample.add(chunk, n)
-                if moments is not None:
-                    moments.update(chunk)
-            n += chunk.shape[0]
-            dim = chunk.shape[1]
-        if dim is None:
-            dim = source.dim
-        return n, dim, n_bad, sample, moments
-
-    def _initial_centroids(self, points, rng):
-        if not isinstance(self.init, str):
-            return self.init.copy()
-        if self.init == "random":
-            idx = rng.choice(points.shape[0], self.n_clusters, replace=False)
-            return points[idx].copy()
-        return kmeans_plusplus(points, self.n_clusters, rng)
-
-    def _lloyd(self, source, rows, centroids, tol_abs):
-        n_track = self.n_clusters - 1
-        if isinstance(source, ResidentPoints):
-            source.reset(self.n_clusters)
-        n_reseeded, converged, n_iter = 0, False, 0
-        for it in range(1, self.max_iter + 1):
-            sums, counts, inertia, far = self._assign_pass(
-                source, rows, centroids, n_track
-            )
-            if self._processes() > 1:
-                sums, counts, inertia, far = self._reduce_pass(sums, counts, inertia, far, n_track)
-            new, n_empty = update_centroids(sums, counts, centroids, far)
-            n_reseeded += n_empty
-            diff = new.astype(np.float64) - centroids.astype(np.float64)
-            shift = float(np.sum(np.square(diff)))
-            centroids, n_iter = new, it
-            self._log(
-                2,
-                f"iter {it}: inertia={inertia:.6g} shift={shift:.3g} "
-                f"(tol {tol_abs:.3g}) re-seeded={n_empty}",
-            )
-            if shift <= tol_abs:
-                converged = True
-                break
-        sums, counts, inertia, _ = self._assign_pass(source, rows, centroids, 0)
-        if self._processes() > 1:
-            _, counts, inertia, _ = self._reduce_pass(sums, counts, inertia, None, 0)
-        return dict(
-            centroids=centroids,
-            inertia=inertia,
-            counts=np.rint(counts).astype(np.int64),
-            n_iter=n_iter,
-            n_reseeded=n_reseeded,
-            converged=converged,
-        )
 
     def fit(self, x):
         """Clusters the points of `x`.
@@ -563,12 +357,19 @@ class KMeans:
         """
         source = make_source(x, "fit input")
         streamed = source.is_dataset and self.max_points_per_centroid is None
-        n, dim, n_bad, sample, moments = self._scan(source, self._sample_capacity(source, streamed), streamed)
-        n, n_bad = self._all_processes_counts(n, n_bad)
-        self._check_scanned(n, dim, n_bad)
+        capacity = sample_capacity(source, streamed, self.n_clusters, self.max_points_per_centroid, self._processes())
+        n, dim, n_bad, sample, moments = scan(source, self._chunk_rows(), capacity, streamed, self.seed)
+        n, n_bad = all_processes_counts(n, n_bad, self._processes())
+        check_scanned(n, dim, n_bad, self.n_clusters, self.init)
         lloyd_source, n_lloyd, init_points, tol_abs = self._lloyd_input(source, streamed, n, dim, sample, moments)
         rows = min(self._chunk_rows(), n_lloyd)
-        best = self._best_of_inits(lloyd_source, rows, init_points, tol_abs, n_lloyd)
+        reduce = reduce_pass if self._processes() > 1 else None
+
+        def run(centroids):
+            return lloyd(self._assign_pass, lloyd_source, rows, centroids, tol_abs, self.max_iter, self.n_clusters,
+                         reduce=reduce, log=self._log)
+
+        best = best_of_inits(run, self.init, self.n_clusters, self.n_init, self.seed, init_points, n_lloyd, self._log)
 
         self.cluster_centers_ = best["centroids"]
         self.inertia_ = float(best["inertia"])
@@ -581,64 +382,7 @@ class KMeans:
         self._step_rows = rows
         return self
 
-    # -- the parts of fit ------------------------------------------------------
-
-    def _sample_capacity(self, source, streamed):
-        """How many points the scan keeps as the sample (None: the whole array is the sample)."""
-        k, mppc = self.n_clusters, self.max_points_per_centroid
-        if streamed:  # Lloyd streams; k-means++ runs on a sample
-            capacity = k * _INIT_POINTS_PER_CENTROID
-        elif source.is_dataset:  # sample (all points if there are few)
-            capacity = k * mppc
-        elif mppc is not None and source.n_points > k * mppc:
-            capacity = k * mppc
-        else:
-            capacity = None
-        procs = self._processes()
-        if procs > 1 and capacity is not None:  # each process samples its share
-            capacity = -(-capacity // procs)
-        return capacity
-
-    def _all_processes_counts(self, n, n_bad):
-        """The point and non-finite counts over all JAX processes (this process's own with one)."""
-        procs = self._processes()
-        if procs == 1:
-            return n, n_bad
-        local = np.array([n, n_bad, int(n == 0)], np.int64)
-        n, n_bad, n_idle = (int(v) for v in distribute_jax.process_sum([local])[0])
-        if n_idle and n:
-            raise ValueError(
-                f"k-means with distribute='processes': {n_idle} of {procs} processes passed no "
-                "points; every process needs at least one."
-            )
-        return n, n_bad
-
-    def _check_scanned(self, n, dim, n_bad):
-        """Refuses what the scan found unusable: no points or features, NaN/Inf, fewer points than clusters."""
-        k = self.n_clusters
-        if n == 0:
-            raise ValueError(
-                "k-means needs at least one point, got an empty input (0 points)."
-            )
-        if dim == 0:
-            raise ValueError(
-                f"k-means needs at least one feature, got {n} points with 0 features."
-            )
-        if n_bad:
-            raise ValueError(
-                f"The fit input contains {n_bad} non-finite values (NaN or Inf) "
-                f"among {n} points x {dim} features (after conversion to "
-                "float32); k-means needs finite input."
-            )
-        if n < k:
-            raise ValueError(
-                f"k-means with n_clusters={k} needs at least {k} points, got {n}."
-            )
-        if not isinstance(self.init, str) and self.init.shape[1] != dim:
-            raise ValueError(
-                f"init array has shape {tuple(self.init.shape)}, but the fit input "
-                f"has {dim} features; expected shape ({k}, {dim})."
-            )
+    # -- what Lloyd runs on ----------------------------------------------------
 
     def _lloyd_input(self, source, streamed, n, dim, sample, moments):
         """What Lloyd runs on: `(source, n_points, seeding points, absolute tolerance)`."""
@@ -666,7 +410,7 @@ class KMeans:
                     "max_points_per_centroid=None to use all points.",
                 )
             n_lloyd = points.shape[0]
-            if self._use_resident():
+            if use_resident(self.distribute):
                 lloyd_source = ResidentPoints(points, min(self._chunk_rows(), n_lloyd))
             else:
                 lloyd_source = ArraySource(points, validated=True)
@@ -679,40 +423,8 @@ class KMeans:
                 n_lloyd = moments.n
         tol_abs = self.tol * moments.mean_variance()
         if procs > 1 and isinstance(self.init, str):  # seed on the union of the processes' samples
-            seeding = -(-k * _INIT_POINTS_PER_CENTROID // procs)
-            if init_points.shape[0] > seeding:
-                keep = np.random.default_rng(self.seed).choice(init_points.shape[0], seeding, replace=False)
-                init_points = init_points[np.sort(keep)]
-            init_points = distribute_jax.process_allgather(init_points)
+            init_points = union_of_samples(init_points, -(-k * INIT_POINTS_PER_CENTROID // procs), self.seed)
         return lloyd_source, n_lloyd, init_points, tol_abs
-
-    def _best_of_inits(self, lloyd_source, rows, init_points, tol_abs, n_lloyd):
-        """Runs Lloyd from each of the `n_init` seedings; returns the result of lowest inertia."""
-        n_runs = self.n_init if isinstance(self.init, str) else 1
-        if n_runs < self.n_init:
-            self._log(1, "init is an array: running a single init.")
-        seeds = np.random.SeedSequence(self.seed).spawn(n_runs)
-        best, any_reseeded = None, 0
-        for run, seed_seq in enumerate(seeds):
-            rng = np.random.default_rng(seed_seq)
-            centroids = self._initial_centroids(init_points, rng)
-            result = self._lloyd(lloyd_source, rows, centroids, tol_abs)
-            any_reseeded += result["n_reseeded"]
-            self._log(
-                1,
-                f"init {run + 1}/{n_runs}: inertia={result['inertia']:.6g} after "
-                f"{result['n_iter']} iterations (converged={result['converged']}).",
-            )
-            if best is None or result["inertia"] < best["inertia"]:
-                best = result
-        if any_reseeded:
-            warnings.warn(
-                f"KMeans re-seeded {any_reseeded} empty cluster(s) during fit "
-                f"(n_clusters={self.n_clusters}, {n_lloyd} points); if this keeps happening "
-                "the data may have fewer distinct points than clusters.",
-                stacklevel=3,
-            )
-        return best
 
     # -- predict -------------------------------------------------------------
 
@@ -763,7 +475,7 @@ class KMeans:
             n_bad += int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
             if n_bad:
                 continue
-            assign = self._run_chunk(chunk, rows, centroids)[4]
+            assign = run_chunk(self._get_step(), chunk, rows, centroids)[4]
             labels.append(assign[: chunk.shape[0]])
         if n_bad:
             raise ValueError(

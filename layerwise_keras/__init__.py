@@ -25,9 +25,8 @@ Example:
 >>> model = lk.input_model(x_train.shape[1:])
 """
 
-import importlib
-
 from layerwise_keras import registration
+from layerwise_keras.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -54,19 +53,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + list(SUBMODULES)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, SUBMODULES)
 
 
 registration.install()

@@ -14,7 +14,7 @@ PACKAGE = os.path.dirname(os.path.abspath(lk.__file__))
 
 # Lower layers never import higher ones (a module may import its own layer and those below).
 LAYERS = [
-    {"compat", "saving"},
+    {"compat", "lazy", "saving"},
     {"datasets"},
     {"clustering"},
     {"growth"},

@@ -234,6 +234,15 @@ def test_smoke_config_keeps_the_structure_and_shrinks_the_cost():
 # -- every block: keys, types and values named by their path (issue 23) -------------------------------------
 
 
+
+def _assert_refused_naming_the_file(tmp_path, base, mutate, message):
+    """Writes `base` changed by `mutate`; loading it must fail with `message`, prefixed by the file's path."""
+    mutate(base)
+    path = _write(tmp_path, base)
+    with pytest.raises(ValueError, match=message) as info:
+        load_config(path, full=False)
+    assert str(info.value).startswith(f"{path}: ")
+
 @pytest.mark.parametrize(
     "mutate, message",
     [
@@ -261,11 +270,7 @@ def test_smoke_config_keeps_the_structure_and_shrinks_the_cost():
          "augment_synthetic", "real_option_typo", "normalize_value", "augment_type", "hierarchical_option_typo"],
 )
 def test_dataset_block_is_checked_naming_the_path(tmp_path, base, mutate, message):
-    mutate(base)
-    path = _write(tmp_path, base)
-    with pytest.raises(ValueError, match=message) as info:
-        load_config(path, full=False)
-    assert str(info.value).startswith(f"{path}: ")
+    _assert_refused_naming_the_file(tmp_path, base, mutate, message)
 
 
 @pytest.mark.parametrize(
@@ -290,11 +295,7 @@ def test_dataset_block_is_checked_naming_the_path(tmp_path, base, mutate, messag
          "no_class_name", "optimizer_typo", "optimizer_config_list"],
 )
 def test_top_level_and_optimizer_blocks_are_checked_naming_the_path(tmp_path, base, mutate, message):
-    mutate(base)
-    path = _write(tmp_path, base)
-    with pytest.raises(ValueError, match=message) as info:
-        load_config(path, full=False)
-    assert str(info.value).startswith(f"{path}: ")
+    _assert_refused_naming_the_file(tmp_path, base, mutate, message)
 
 
 @pytest.mark.parametrize(

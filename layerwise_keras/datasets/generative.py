@@ -27,6 +27,7 @@ from layerwise_keras.datasets.blocks import from_blocks, to_blocks
 from layerwise_keras.datasets.checks import check_float, check_int
 
 # Re-exported so that `from layerwise_keras.datasets.generative import ...` keeps working.
+from layerwise_keras.datasets import digits
 from layerwise_keras.datasets.digits import (
     DIGITS_BLOCKS,
     DIGITS_DISTRACTOR,
@@ -37,18 +38,7 @@ from layerwise_keras.datasets.digits import (
     hierarchical_digits,
 )
 
-__all__ = [
-    "HierarchicalModel",
-    "hierarchical_digits",
-    "to_blocks",
-    "from_blocks",
-    "DIGITS_LEVEL_NAMES",
-    "DIGITS_GLYPHS",
-    "DIGITS_BLOCKS",
-    "DIGITS_PATCHES",
-    "DIGITS_DISTRACTOR",
-    "DIGITS_SEGMENTS",
-]
+__all__ = ["HierarchicalModel", "to_blocks", "from_blocks", *digits.__all__]
 
 _OWNER = "HierarchicalModel"
 

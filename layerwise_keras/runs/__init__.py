@@ -10,7 +10,7 @@ line reads and checks a configuration (`runs.config`) without importing
 Keras or TensorFlow.
 """
 
-import importlib
+from layerwise_keras.lazy import lazy_attributes
 
 # Public names -> the module that defines them.
 _EXPORTS = {
@@ -31,15 +31,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

@@ -1,5 +1,7 @@
 """Smoke runs of the benchmark scripts (quick mode): they run end to end and write their result files."""
 
+import importlib
+import itertools
 import json
 import os
 import subprocess
@@ -12,6 +14,33 @@ SHARED = os.path.join(ROOT, os.pardir, "shared", "data")
 
 
 NO_CIFAR = not os.path.isfile(os.path.join(SHARED, "cifar10", "exact_subset.npz"))
+
+
+def _bench(name):
+    """A benchmark script as a module (for its `markdown`), imported as it imports `_common`: from benchmarks/."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
+def _assert_count_over(accuracy, n, tol=1e-3):
+    """`accuracy` is a count of right answers over `n` examples: k / n for an integer k in [0, n].
+
+    Within `tol` of a count for Keras metrics (float32 running means: 2885.0001 / 5000 in the committed
+    runs); the pipeline's test accuracies are NumPy means of booleans, k / n to the last bit (tol=0).
+    """
+    k = round(accuracy * n)
+    assert 0 <= k <= n and abs(accuracy * n - k) <= tol, (accuracy, n)
+    if tol == 0:
+        assert accuracy == k / n, (accuracy, n)
+
+
+def _assert_timed_inside(epoch_seconds, train_seconds):
+    """The per-epoch clock (started inside `fit`) is increasing and ends within the fit's wall time."""
+    assert 0 < epoch_seconds[0] and all(a < b for a, b in zip(epoch_seconds, epoch_seconds[1:])), epoch_seconds
+    assert epoch_seconds[-1] <= train_seconds, (epoch_seconds, train_seconds)
 
 
 @pytest.mark.skipif(NO_CIFAR, reason=f"no local CIFAR-10 copy at {SHARED}/cifar10")
@@ -43,13 +72,39 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
     assert again.returncode == 2 and "pass --overwrite to replace them" in again.stderr, again.stderr[-3000:]
     assert [p.read_bytes() for p in pictures] == drawn
     report = json.loads((tmp_path / f"cifar10_{config}_quick.json").read_text())
-    assert report["quick"] is True and report["data"] == "CIFAR-10 (JPEG re-encoded local copy)"
+    assert report["quick"] is True and report["complete"] is True
+    assert report["data"] == "CIFAR-10 (JPEG re-encoded local copy)"
+    sizes = report["sizes"]
+    assert sizes == {"train": 300, "val": 500, "test": 1000}
+    bench = _bench("cifar10")
     for side in ("layerwise", "end_to_end"):  # both sides, one run, one machine
         r = report[side]
-        assert r["train_seconds"] > 0
         assert set(r["exact_subset"]) == {"test_exact", "test_exact_jpeg"}
         assert len(r["epoch_seconds"]) == len(r["epoch_val_accuracy"]) == n_stages
-    assert [s["stage"] for s in report["layerwise"]["stages"]] == list(range(1, n_stages + 1))
+        # Accuracies are counts over their splits, not just figures in [0, 1].
+        _assert_count_over(r["test_accuracy"], sizes["test"], tol=0)
+        for accuracy in r["exact_subset"].values():  # the 1,000 byte-exact official test images, JPEG or not
+            _assert_count_over(accuracy, 1000, tol=0)
+        for accuracy in r["epoch_val_accuracy"]:
+            _assert_count_over(accuracy, sizes["val"])
+        _assert_timed_inside(r["epoch_seconds"], r["train_seconds"])
+        reached = [t for t, a in zip(r["epoch_seconds"], r["epoch_val_accuracy"]) if a >= bench.PAPER_ACCURACY]
+        assert r["seconds_to_paper_accuracy"] == (reached[0] if reached else None)
+        assert r["peak_memory_mib"] > 0
+    lw, e2e = report["layerwise"], report["end_to_end"]
+    assert report["time_ratio"] == pytest.approx(lw["train_seconds"] / e2e["train_seconds"], rel=1e-12)
+    assert [s["stage"] for s in lw["stages"]] == list(range(1, n_stages + 1))
+    assert [s["epochs"] for s in lw["stages"]] == [1] * n_stages  # quick mode: one epoch per stage
+    # Each stage's figure is its last epoch's validation accuracy, as the per-epoch clock saw it.
+    ends = list(itertools.accumulate(s["epochs"] for s in lw["stages"]))
+    assert [s["val_accuracy"] for s in lw["stages"]] == [lw["epoch_val_accuracy"][e - 1] for e in ends]
+    # Stages are consecutive spans of the fit, each holding its own k-means; the share is recomputed from them.
+    assert sum(s["stage_seconds"] for s in lw["stages"]) <= lw["train_seconds"] + 1e-6
+    assert all(0 <= s.get("kmeans_seconds", 0.0) <= s["stage_seconds"] for s in lw["stages"])
+    clustered = [s for s in lw["stages"] if "kmeans_seconds" in s]
+    assert [s["stage"] for s in clustered] == list(range(1, n_stages))  # every stage but the classifier
+    kmeans_seconds = sum(s["kmeans_seconds"] for s in clustered)
+    assert lw["kmeans_share"] == pytest.approx(kmeans_seconds / lw["train_seconds"], rel=1e-12)
     # Quick mode (300 images, 1 epoch per stage) learns little, but above chance (0.1; 3 standard deviations of
     # chance on these 1,000 test / 500 validation images is 0.03-0.04): measured on the 2-core development CPU,
     # end to end 0.170 / 0.219 / 0.210 test accuracy, stage 1 0.178 / 0.230 / 0.168 validation (cifar10_paper /
@@ -59,6 +114,7 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
     assert report["layerwise"]["stages"][0]["val_accuracy"] >= 0.135, report["layerwise"]["stages"][0]
     assert 0.0 < report["layerwise"]["kmeans_share"] < 1.0
     md = (tmp_path / f"cifar10_{config}_quick.md").read_text()
+    assert md == bench.markdown(report)  # the table shows the JSON's figures, all of them
     assert "QUICK MODE" in md and report["commit"] in md and "clusters used" in md
     # Every paper-order clustered stage gets a code probe; cluster-first stages (their own accuracy is a head on
     # their code) and the classifier none.
@@ -67,8 +123,9 @@ def test_cifar10_benchmark_quick_smoke(tmp_path, config):
         if c["clusters"] is None or c["cluster"] == "patches":
             assert "code_probe_val_accuracy" not in s
             continue
-        assert 0.0 <= s["code_probe_val_accuracy"] <= 1.0 and s["code_probe_epochs"] == 1
-        assert s["clustering_cost"] == pytest.approx(s["val_accuracy"] - s["code_probe_val_accuracy"])
+        _assert_count_over(s["code_probe_val_accuracy"], sizes["val"])
+        assert s["code_probe_epochs"] == 1 and s["code_probe_seconds"] > 0
+        assert s["clustering_cost"] == pytest.approx(s["val_accuracy"] - s["code_probe_val_accuracy"], abs=1e-12)
     # A head trained on stage 1's code learns something even here: measured 0.152 validation (cifar10_paper, 2-core
     # development CPU; chance 0.1, 2 standard deviations of chance on 500 images 0.027). Later stages' probes come
     # near chance in quick mode (0.116), so only stage 1's is bounded. cifar10_best and cifar10_stacked cluster
@@ -111,10 +168,27 @@ def _check_add_probes(script, tmp_path, report):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     added = json.loads(path.read_text())
+    probe_keys = ("code_probe_val_accuracy", "code_probe_epochs", "code_probe_seconds", "clustering_cost")
     for s in added["layerwise"]["stages"][:-1]:
-        assert 0.0 <= s["code_probe_val_accuracy"] <= 1.0 and s["code_probe_epochs"] == 1
-    assert added["probes"]["model_test_accuracy"] == pytest.approx(report["layerwise"]["test_accuracy"], abs=1e-3)
-    assert "measured after the run on its saved model" in (tmp_path / "run.md").read_text()
+        _assert_count_over(s["code_probe_val_accuracy"], report["sizes"]["val"])
+        assert s["code_probe_epochs"] == 1 and s["code_probe_seconds"] > 0
+        assert s["clustering_cost"] == pytest.approx(s["val_accuracy"] - s["code_probe_val_accuracy"], abs=1e-12)
+    assert all(k not in added["layerwise"]["stages"][-1] for k in probe_keys)  # the classifier has no code
+    probes = added["probes"]
+    _assert_count_over(probes["model_test_accuracy"], report["sizes"]["test"], tol=0)
+    assert probes["model_test_accuracy"] == pytest.approx(report["layerwise"]["test_accuracy"], abs=1e-3)
+    assert probes["seconds"] >= sum(s["code_probe_seconds"] for s in added["layerwise"]["stages"][:-1])
+    assert probes["command"].startswith("python benchmarks/cifar10.py --add-probes ")
+    # Only the probes were added: without them the file is the run's as it was.
+    kept = json.loads(json.dumps(added))
+    del kept["probes"]
+    for s in kept["layerwise"]["stages"]:
+        for key in probe_keys:
+            s.pop(key, None)
+    assert kept == report
+    md = (tmp_path / "run.md").read_text()
+    assert md == _bench("cifar10").markdown(added)
+    assert "measured after the run on its saved model" in md
     before = path.read_bytes()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "holds code probes already" in again.stderr and path.read_bytes() == before
@@ -169,8 +243,19 @@ def test_cifar10_ablation_quick_smoke(tmp_path):
                            timeout=600)
     assert again.returncode == 2 and "already holds the rows ['paper_order']" in again.stderr
     assert json.loads((tmp_path / "cifar10_ablation_quick.json").read_text()) == merged  # untouched
+    sizes = merged["sizes"]
+    for r in merged["rows"]:  # accuracies are counts over their splits; times nest
+        _assert_count_over(r["test_accuracy"], sizes["test"], tol=0)
+        for s in r["stages"]:
+            _assert_count_over(s["val_accuracy"], sizes["val"])
+            assert 0 <= (s["kmeans_seconds"] or 0.0) <= s["stage_seconds"]
+        assert sum(s["stage_seconds"] for s in r["stages"]) <= r["train_seconds"] + 1e-6
+        assert 0 < r["train_seconds"] <= r["seconds"]
     md = (tmp_path / "cifar10_ablation_quick.md").read_text()
-    assert "QUICK MODE" in md and md.count("\n| ") >= 4 and "cifar10_best" in md
+    assert md == _bench("cifar10_ablation").markdown(merged)  # the table shows the JSON's figures, all of them
+    table = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| row |")]
+    assert [line.split(" | ")[0] for line in table] == ["| " + r["row"] for r in merged["rows"]]
+    assert "QUICK MODE" in md and "cifar10_best" in md
 
 
 def test_sample_complexity_benchmark_quick_smoke(tmp_path):
@@ -182,8 +267,18 @@ def test_sample_complexity_benchmark_quick_smoke(tmp_path):
     assert report["quick"] is True and report["steps"] == 30 and report["sizes"] == [100, 200]
     assert [(r["train"], r["seed"]) for r in report["runs"]] == [(100, 0), (200, 0)]
     for r in report["runs"]:  # both methods, same data: 30 steps per stage, 60 in all end to end
+        assert r["config"] == "hierarchical_2level" and r["steps_per_stage"] == 30
         assert r["layerwise"]["stage_epochs"] == [-(-30 // -(-r["train"] // 64))] * 2
+        assert len(r["layerwise"]["stage_purity"]) == 1  # one clustered stage
         # hierarchical_2level is easy: both reach near-perfect test accuracy on 2,000 images even so
         assert r["layerwise"]["test_accuracy"] >= 0.9 and r["end_to_end"]["test_accuracy"] >= 0.9, r
+        for method in ("layerwise", "end_to_end"):  # counts over the 2,000 test images
+            _assert_count_over(r[method]["test_accuracy"], 2000, tol=0)
+            assert r[method]["train_seconds"] > 0
+    # One seed per size: the smallest size reaching 99 % is the first run's that does.
+    assert report["smallest_size_reaching_99"] == {"hierarchical_2level": {
+        m: next((r["train"] for r in report["runs"] if r[m]["test_accuracy"] >= 0.99), None)
+        for m in ("layerwise", "end_to_end")}}
     md = (tmp_path / "sample_complexity_quick.md").read_text()
+    assert md == _bench("sample_complexity").markdown(report)  # the table shows the JSON's figures, all of them
     assert "QUICK MODE" in md and "smallest training size reaching 99%" in md

@@ -1,6 +1,7 @@
 """Resumable growth: checkpoints at every epoch, SIGKILL mid-stage, `train --resume`.
 
-The main test kills a CLI training process with SIGKILL while stage 2 trains,
+The main test has a CLI training process SIGKILL itself at a set batch of a
+set epoch while stage 2 trains (so where the kill lands is known exactly),
 resumes it with the same command plus `--resume`, and checks that the final
 model predicts what an uninterrupted run with the same seed predicts. Every
 run happens in a fresh process with `TF_DETERMINISTIC_OPS=1`: growth is then
@@ -13,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -21,12 +21,13 @@ import pytest
 
 from helpers import TINY_CLI_CONFIG, tree_digest
 from layerwise_keras.growth import checkpoint
+from layerwise_keras.growth.names import count_stages
 from layerwise_keras.runs import pipeline
 from layerwise_keras.growth import LayerwiseTrainer, Stage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Stage 2 trains for epochs 3-7 (1-based): a wide window to kill it in.
+# Stage 2 trains for epochs 3-7 (1-based); 600 training images in batches of 64: 10 batches an epoch.
 RESUME_CONFIG = {
     **TINY_CLI_CONFIG,
     "name": "resume_tiny",
@@ -48,6 +49,41 @@ def _env():
 def _train_cmd(config_path, output, *extra):
     return [sys.executable, "-m", "layerwise_keras.cli", "train", "--config", str(config_path),
             "--output", str(output), "--verbose", "0", *extra]
+
+
+# The killed run: the CLI's `train` in a process that SIGKILLs itself from a Keras callback after training
+# batch KILL_BATCH of epoch KILL_EPOCH (0-based): mid-epoch, while stage 2 trains, after the checkpoint of the
+# epoch before was written. A real SIGKILL (no clean-up runs), at a point that does not depend on timing.
+KILL_EPOCH, KILL_BATCH = 4, 2  # the 5th epoch of 9, stage 2's 3rd of 5; its 3rd batch of 10
+KILL_SCRIPT = """
+import os, signal, sys
+import keras
+from layerwise_keras import cli
+from layerwise_keras.runs import pipeline
+
+kill_epoch, kill_batch = int(sys.argv[1]), int(sys.argv[2])
+
+class KillSelf(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == kill_epoch and batch == kill_batch:
+            print(f"SIGKILL at epoch {kill_epoch} batch {kill_batch}", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+grow = pipeline.grow  # the CLI's pipeline.run grows through this: the growth gets one more callback
+
+def grow_and_kill(*args, callbacks=(), **kwargs):
+    return grow(*args, callbacks=[*callbacks, KillSelf()], **kwargs)
+
+pipeline.grow = grow_and_kill
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+
+def _train_and_kill_cmd(config_path, output):
+    return [sys.executable, "-c", KILL_SCRIPT, str(KILL_EPOCH), str(KILL_BATCH), *_train_cmd(config_path, output)[3:]]
 
 
 def _epochs_done(output):
@@ -78,35 +114,41 @@ def test_sigkill_during_stage_2_then_resume_equals_an_uninterrupted_run(tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     assert not (full / "checkpoint").exists()  # deleted once the artifacts are written
 
-    proc = subprocess.Popen(_train_cmd(config_path, killed), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    try:
-        while _epochs_done(killed) < 3 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    at_kill = _epochs_done(killed)
-    assert 3 <= at_kill < 9, at_kill  # killed with stage 2 started, the growth not finished
-    assert proc.returncode == -signal.SIGKILL
+    cut = subprocess.run(_train_and_kill_cmd(config_path, killed), env=_env(), capture_output=True, text=True,
+                         timeout=600)
+    assert cut.returncode == -signal.SIGKILL, cut.stderr[-3000:]
+    assert f"SIGKILL at epoch {KILL_EPOCH} batch {KILL_BATCH}" in cut.stderr  # our kill, where it was planned
     assert not (killed / "metrics.json").exists() and not (killed / "model.keras").exists()
+    # The checkpoint the kill left: the last complete epoch's, KILL_EPOCH (1-based) with stage 2 started (stage 1
+    # ended after epoch 2, stage 2 trained epochs 3 and 4 of its 5) and the growth not finished.
+    folder = killed / "checkpoint"
+    assert (folder / "LATEST").read_text() == f"epoch_{KILL_EPOCH:04d}\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["LATEST", f"epoch_{KILL_EPOCH:04d}"]  # no partial, no older
+    at_kill = _epochs_done(killed)
+    assert at_kill == KILL_EPOCH
+    model, state = checkpoint.read_checkpoint(str(folder))
+    assert [r["stage"] for r in state["stage_results"]] == [1]
+    assert [h["stage"] for h in state["history"]] == [1, 1, 2, 2]
+    progress = state["trainer"]
+    assert (progress["stage"], progress["stage_epochs"], progress["finished"]) == (1, 2, False)
+    assert progress["ended"] == [1]  # 0-based: stage 1 ended after its 2nd epoch
+    assert count_stages(model) == 2  # stage 1 frozen and clustered, stage 2 in training
+    assert state["config"] == json.loads(json.dumps(pipeline.validate_config(json.loads(config_path.read_text()))))
+    before = tree_digest(killed)
 
     # The same command without --resume refuses to start over on top of the checkpoint.
     again = subprocess.run(_train_cmd(config_path, killed), env=_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "--resume" in again.stderr
-    assert _epochs_done(killed) == at_kill
+    assert _epochs_done(killed) == at_kill and tree_digest(killed) == before
 
     resumed = subprocess.run(_train_cmd(config_path, killed, "--resume"), env=_env(), capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     metrics = json.loads((killed / "metrics.json").read_text())
     full_metrics = json.loads((full / "metrics.json").read_text())
-    assert metrics["resumed_from_epoch"] >= 3
+    assert metrics["resumed_from_epoch"] == KILL_EPOCH
     assert len(metrics["history"]["val_accuracy"]) == 9  # the whole growth's epochs, before and after the kill
+    assert metrics["history"]["stage"] == full_metrics["history"]["stage"] == [1, 1, 2, 2, 2, 2, 2, 3, 3]
     np.testing.assert_allclose(metrics["history"]["loss"], full_metrics["history"]["loss"], rtol=1e-4, atol=1e-6)
     a, b = _test_logits(full, RESUME_CONFIG), _test_logits(killed, RESUME_CONFIG)
     np.testing.assert_array_equal(a.argmax(-1), b.argmax(-1))

@@ -335,7 +335,12 @@ def main(argv=None):
 
     Example:
 
-    >>> main(["train", "--output", "saved_models/digits"])
+    >>> import os
+    >>> main(["samples", "--output", os.path.join(tmp_dir, "digits.png"), "--per-label", "3"])
+    /.../digits.png
+    0
+    >>> main(["train", "--config", "no_such_config", "--output", tmp_dir])  # the error goes to stderr
+    2
     """
     args = _parser().parse_args(argv)
     try:

@@ -22,7 +22,17 @@ def load_keras_file(path):
 
     Example:
 
-    >>> model = load_keras_file("saved_models/digits/model.keras")
+    >>> import os
+    >>> model = load_keras_file(os.path.join(run_dir, "model.keras"))  # a run's output folder
+    >>> model.output_shape
+    (None, 10)
+    >>> broken = os.path.join(tmp_dir, "broken.keras")
+    >>> with open(broken, "wb") as f:
+    ...     _ = f.write(b"not a zip archive")
+    >>> load_keras_file(broken)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: .../broken.keras is not a readable .keras archive (truncated or corrupt file?); ...
     """
     import zipfile
 

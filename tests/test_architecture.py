@@ -33,7 +33,7 @@ def _modules():
     found = {}
     for folder, _, files in os.walk(PACKAGE):
         for name in files:
-            if name.endswith(".py"):
+            if name.endswith(".py") and name != "conftest.py":  # conftest: the doctests' fixtures, not a module
                 path = os.path.join(folder, name)
                 rel = os.path.relpath(path, PACKAGE)[:-3].replace(os.sep, ".")
                 found[rel.removesuffix(".__init__") if rel != "__init__" else ""] = path

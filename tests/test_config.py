@@ -7,7 +7,8 @@ import os
 import pytest
 
 from layerwise_keras.runs import config as config_module
-from layerwise_keras.runs.config import CONFIG_DIR, bundled_configs, check_config, load_config, validate_config
+from layerwise_keras.runs.config import (CONFIG_DIR, bundled_configs, check_config, load_config, smoke_config,
+                                        validate_config)
 from layerwise_keras.growth import Stage
 
 
@@ -406,3 +407,9 @@ def test_check_config_imports_neither_keras_nor_tensorflow(fresh_python, tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "x: unknown keys ['dataset.trian'] (did you mean 'train'?)" in proc.stdout
     assert proc.stdout.strip().endswith("imported False False"), proc.stdout
+
+
+def test_smoke_config_trains_one_epoch_per_stage_even_for_step_budgets():
+    small = smoke_config(load_config("hierarchical_digits"), train=128, val=32, test=32)
+    assert all(s["epochs"] == 1 and s.get("steps") is None and s.get("patience") is None for s in small["stages"])
+    validate_config(small)

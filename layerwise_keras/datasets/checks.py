@@ -167,7 +167,13 @@ def check_splits(splits):
 
     Example:
 
-    >>> check_splits(load_splits({"name": "hierarchical_digits", "train": 100, "val": 10, "test": 10}))
+    >>> from layerwise_keras.datasets import load_splits
+    >>> splits = load_splits({"name": "hierarchical_digits", "train": 100, "val": 10, "test": 10})
+    >>> check_splits(splits)
+    >>> check_splits(dict(splits, y_val=splits["y_val"] + 10))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
     missing = [k for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "num_classes")
                if k not in splits]

@@ -30,7 +30,8 @@ def sample_grid(images, labels, per_label=10, pad=1):
 
     Example:
 
-    >>> images, labels, _ = hierarchical_digits(200)
+    >>> from layerwise_keras.datasets import hierarchical_digits
+    >>> images, labels, _ = hierarchical_digits(200, seed=0)
     >>> sample_grid(images, labels, per_label=5).shape
     (281, 141, 1)
     """
@@ -75,9 +76,12 @@ def save_sample_grid(images, labels, path, per_label=10, scale=2, overwrite=Fals
 
     Example:
 
-    >>> images, labels, _ = hierarchical_digits(500)
-    >>> save_sample_grid(images, labels, "docs/images/hierarchical_digits.png", scale=3)
-    'docs/images/hierarchical_digits.png'
+    >>> import os
+    >>> from layerwise_keras.datasets import hierarchical_digits
+    >>> images, labels, _ = hierarchical_digits(200, seed=0)
+    >>> path = save_sample_grid(images, labels, os.path.join(tmp_dir, "digits.png"), scale=3)
+    >>> os.path.basename(path), os.path.getsize(path) > 0
+    ('digits.png', True)
     """
     owner = "save_sample_grid"
     if os.path.exists(path) and not overwrite:

@@ -239,9 +239,15 @@ def read_local(name, split, data_dir):
 
     Example:
 
-    >>> x, y = read_local("cifar10", "test_exact", "../shared/data")
-    >>> x.shape
-    (1000, 32, 32, 3)
+    A stand-in for Keras' `mnist.npz` (its test split only: 10,000 blank
+    images):
+
+    >>> import os
+    >>> np.savez(os.path.join(tmp_dir, "mnist.npz"), x_test=np.zeros((10000, 28, 28), np.uint8),
+    ...          y_test=np.arange(10000) % 10)
+    >>> x, y = read_local("mnist", "test", tmp_dir)
+    >>> x.shape, x.dtype, y[:3]
+    ((10000, 28, 28, 1), dtype('uint8'), array([0, 1, 2]))
     """
     if name not in SPLITS:
         raise ValueError(f"Unknown dataset {name!r}; local files are supported for {sorted(SPLITS)}.")

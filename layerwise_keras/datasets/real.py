@@ -37,9 +37,15 @@ def load_arrays(name, split="train", data_dir=None):
 
     Example:
 
-    >>> x, y = load_arrays("cifar10", "test", data_dir="../shared/data")
-    >>> x.shape, y.shape
-    ((10000, 32, 32, 3), (10000,))
+    A stand-in for Keras' `fashion_mnist.npz` (its test split only: 10,000
+    blank images):
+
+    >>> import os
+    >>> np.savez(os.path.join(tmp_dir, "fashion_mnist.npz"), x_test=np.zeros((10000, 28, 28), np.uint8),
+    ...          y_test=np.arange(10000) % 10)
+    >>> x, y = load_arrays("fashion_mnist", "test", data_dir=tmp_dir)
+    >>> x.shape, x.dtype, y.shape
+    ((10000, 28, 28, 1), dtype('uint8'), (10000,))
     """
     folder = resolve_data_dir(data_dir)
     if folder is not None:
@@ -79,7 +85,7 @@ def normalize_images(x, normalize="unit", mean=None, std=None, name=None, data_d
 
     Example:
 
-    >>> normalize_images(np.full((1, 2, 2, 3), 255, np.uint8)).max()
+    >>> float(normalize_images(np.full((1, 2, 2, 3), 255, np.uint8)).max())
     1.0
     """
     x = np.asarray(x, dtype=np.float32)

@@ -145,7 +145,16 @@ def load(name, split="train", data_dir=None, batch_size=128, normalize="unit", a
 
     Example:
 
-    >>> ds = load("cifar10", "test", data_dir="../shared/data", batch_size=256)
+    A stand-in for Keras' `mnist.npz` (its test split only: 10,000 blank
+    images):
+
+    >>> import os
+    >>> np.savez(os.path.join(tmp_dir, "mnist.npz"), x_test=np.zeros((10000, 28, 28), np.uint8),
+    ...          y_test=np.arange(10000) % 10)
+    >>> ds = load("mnist", "test", data_dir=tmp_dir, batch_size=256)
+    >>> x, y = next(iter(ds))
+    >>> tuple(x.shape), x.dtype.name, tuple(y.shape)
+    ((256, 28, 28, 1), 'float32', (256,))
     """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"load: normalize must be one of {NORMALIZATIONS}, got {normalize!r}.")

@@ -44,7 +44,16 @@ def save_artifacts(model, output_dir, overwrite=False):
 
     Example:
 
-    >>> save_artifacts(model, "saved_models/digits")
+    `model`: a grown model.
+
+    >>> import os
+    >>> paths = save_artifacts(model, tmp_dir)
+    >>> {name: os.path.relpath(path, tmp_dir) for name, path in paths.items()}
+    {'keras': 'model.keras', 'saved_model': 'saved_model/1'}
+    >>> save_artifacts(model, tmp_dir)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileExistsError: .../model.keras already exists; refusing to overwrite it (pass overwrite=True / --overwrite).
     """
     os.makedirs(output_dir, exist_ok=True)
     keras_path = os.path.join(output_dir, KERAS_FILE)

@@ -41,7 +41,14 @@ def export_saved_model(model, path, overwrite=False):
 
     Example:
 
-    >>> export_saved_model(model, "saved_models/digits/saved_model/1")
+    `model`: a grown model of 27x27x1 images, 10 classes (`x`: such images).
+
+    >>> import os
+    >>> path = export_saved_model(model, os.path.join(tmp_dir, "saved_model", "1"))
+    >>> sorted(os.listdir(path))
+    ['assets', 'fingerprint.pb', 'saved_model.pb', 'variables']
+    >>> predict_saved_model(path, x[:4]).shape
+    (4, 10)
     """
     check_target(path, overwrite)
     model.export(path, format="tf_saved_model", verbose=False)
@@ -102,8 +109,12 @@ def describe_litert(model_content_or_path):
 
     Example:
 
-    >>> [d["op"] for d in describe_litert("saved_models/digits/model.tflite")][:2]
-    ['CONV_2D', 'SHAPE']
+    `model`: a grown model with hard assignments.
+
+    >>> import os
+    >>> ops = describe_litert(export_litert(model, os.path.join(tmp_dir, "model.tflite")))
+    >>> ops[0]["op"], {"ARG_MAX", "ONE_HOT"} <= {d["op"] for d in ops}
+    ('CONV_2D', True)
     """
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
@@ -188,8 +199,15 @@ def export_litert(model_or_saved_model_path, path, representative_data=None, int
 
     Example:
 
-    >>> export_litert(model, "saved_models/digits/model.tflite")
-    >>> export_litert(model, "saved_models/digits/model_int8.tflite", x_train[:200], int8=True)
+    `model`: a grown model of 27x27x1 images; `x`: 128 such (training)
+    images.
+
+    >>> import os
+    >>> export_litert(model, os.path.join(tmp_dir, "model.tflite"))
+    '/.../model.tflite'
+    >>> path = export_litert(model, os.path.join(tmp_dir, "model_int8.tflite"), x[:100], int8=True)
+    >>> [(d["op"], d["dtype"]) for d in describe_litert(path)][:2]
+    [('QUANTIZE', 'INT8'), ('CONV_2D', 'INT8')]
     """
     import tempfile
 
@@ -242,7 +260,12 @@ def export_onnx(model, path, overwrite=False):
 
     Example:
 
-    >>> export_onnx(model, "saved_models/digits/model.onnx")
+    `model`: a grown model of 27x27x1 images, 10 classes (`x`: such images).
+
+    >>> import os
+    >>> path = export_onnx(model, os.path.join(tmp_dir, "model.onnx"))
+    >>> predict_onnx(path, x[:4]).shape
+    (4, 10)
     """
     import tempfile
     import warnings
@@ -291,7 +314,15 @@ def predict_litert(path, images):
 
     Example:
 
-    >>> logits = predict_litert("saved_models/digits/model.tflite", x_test)
+    `model`: a grown model of 27x27x1 images, 10 classes (`x`: such images).
+
+    >>> import os
+    >>> path = export_litert(model, os.path.join(tmp_dir, "model.tflite"))
+    >>> logits = predict_litert(path, x[:16])
+    >>> logits.shape, logits.dtype
+    ((16, 10), dtype('float32'))
+    >>> compare_predictions(model.predict(x[:16], verbose=0), logits)["max_abs_logit_diff"] < 1e-3
+    True
     """
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
@@ -325,7 +356,14 @@ def predict_onnx(path, images):
 
     Example:
 
-    >>> logits = predict_onnx("saved_models/digits/model.onnx", x_test)
+    `model`: a grown model of 27x27x1 images, 10 classes (`x`: such images).
+
+    >>> import os
+    >>> logits = predict_onnx(export_onnx(model, os.path.join(tmp_dir, "model.onnx")), x[:16])
+    >>> logits.shape, logits.dtype
+    ((16, 10), dtype('float32'))
+    >>> compare_predictions(model.predict(x[:16], verbose=0), logits)["max_abs_logit_diff"] < 1e-3
+    True
     """
     import onnxruntime
 
@@ -346,7 +384,13 @@ def predict_saved_model(path, images):
 
     Example:
 
-    >>> logits = predict_saved_model("saved_models/digits/saved_model/1", x_test)
+    `run_dir`: the output folder of a run (`runs.run`) of 27x27x1 images,
+    10 classes; `x`: such images.
+
+    >>> import os
+    >>> logits = predict_saved_model(os.path.join(run_dir, "saved_model", "1"), x[:16])
+    >>> logits.shape, logits.dtype
+    ((16, 10), dtype('float32'))
     """
     import tensorflow as tf
 
@@ -369,8 +413,14 @@ def compare_predictions(expected, got):
 
     Example:
 
-    >>> compare_predictions(model.predict(x), predict_onnx("model.onnx", x))
-    {'top1_agreement': 1.0, 'max_abs_logit_diff': 2.4e-07}
+    Typically `compare_predictions(model.predict(x), predict_onnx(path, x))`:
+
+    >>> import numpy as np
+    >>> expected = np.array([[2.0, 1.0], [0.0, 3.0]], "float32")
+    >>> compare_predictions(expected, expected + np.array([[0.0, 0.5], [0.25, 0.0]], "float32"))
+    {'top1_agreement': 1.0, 'max_abs_logit_diff': 0.5}
+    >>> compare_predictions(expected, expected[:, ::-1])
+    {'top1_agreement': 0.0, 'max_abs_logit_diff': 3.0}
     """
     import numpy as np
 

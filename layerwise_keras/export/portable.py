@@ -41,8 +41,17 @@ def to_portable_model(model):
 
     Example:
 
+    `model`: a grown model of 27x27x1 images (`x`), stages 1 and 2
+    clustered.
+
+    >>> import os
+    >>> import numpy as np
     >>> portable = to_portable_model(model)
-    >>> portable.save("saved_models/digits/model.keras")
+    >>> type(portable).__name__, [layer.name for layer in portable.layers][:4]
+    ('Functional', ['images', 'stage1_conv', 'stage1_assign', 'stage2_conv'])
+    >>> portable.save(os.path.join(tmp_dir, "model.keras"))
+    >>> bool(np.allclose(portable.predict(x[:8], verbose=0), model.predict(x[:8], verbose=0), atol=1e-5))
+    True
     """
     if not isinstance(model, keras.Sequential):
         raise TypeError(f"to_portable_model expects a keras.Sequential, got {type(model).__name__}.")
@@ -142,8 +151,14 @@ def serving_model(model):
 
     Example:
 
-    >>> portable = keras.saving.load_model("saved_models/digits/model.keras")
+    `run_dir`: the output folder of a run (`runs.run`), whose `model.keras`
+    is the portable model.
+
+    >>> import os
+    >>> portable = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
     >>> converter_ready = serving_model(portable)
+    >>> converter_ready.output_shape == portable.output_shape
+    True
     """
     if isinstance(model, keras.Sequential):
         if not any(isinstance(layer, (ClusterAssignment, CodeGate)) for layer in model.layers):

@@ -84,6 +84,8 @@ def input_model(input_shape, name="layerwise"):
     Example:
 
     >>> model = input_model((27, 27, 1))
+    >>> model.layers, image_shape(model)
+    ([], (27, 27, 1))
     """
     input_shape = tuple(input_shape)
     if len(input_shape) != 3:
@@ -163,7 +165,11 @@ def append_readout(model, stage, n, num_classes, seed=0):
 
     Example:
 
-    >>> append_readout(model, stage, 2, num_classes=10)
+    >>> model, stage = input_model((9, 9, 1)), Stage(8, 3)
+    >>> conv = append_stage(model, stage, 1, num_classes=4, readout=False)
+    >>> append_readout(model, stage, 1, num_classes=4)
+    >>> [layer.name for layer in model.layers]
+    ['stage1_conv', 'stage1_readout_flatten', 'stage1_readout']
     """
     for layer in stage_readout(stage, n, num_classes, seed):
         model.add(layer)
@@ -181,7 +187,11 @@ def drop_readout(model, n, keep_bottleneck=False):
 
     Example:
 
-    >>> drop_readout(model, 1)  # a cluster-first stage 1 keeps conv + assignment
+    >>> model = input_model((9, 9, 1))
+    >>> conv = append_stage(model, Stage(8, 3), 1, num_classes=4)
+    >>> drop_readout(model, 1)
+    >>> [layer.name for layer in model.layers]
+    ['stage1_conv']
     """
     ends = ((n, "readout_bottleneck"),) if keep_bottleneck else ((n, "conv"), (n, "assign"))
     while parse_layer_name(model.layers[-1].name) not in ends:
@@ -211,7 +221,15 @@ def append_handoff(model, stage, n, num_classes, seed=0, frozen=True, end_to_end
 
     Example:
 
-    >>> append_handoff(model, stage, 1, num_classes=10)
+    >>> import numpy as np
+    >>> stage = Stage(None, 3, strides=1, clusters=4, cluster="patches", readout="pooled", pool_size=2,
+    ...               bottleneck=4, handoff="bottleneck")
+    >>> model = input_model((9, 9, 1))
+    >>> conv = append_stage(model, stage, 1, num_classes=3, readout=False)
+    >>> assign = freeze_stage(model, stage, 1, np.zeros((4, 9), "float32"))  # 4 centroids of 3x3 patches
+    >>> append_handoff(model, stage, 1, num_classes=3)
+    >>> [layer.name for layer in model.layers][2:], model.output_shape
+    (['stage1_readout_avgpool', 'stage1_readout_bn', 'stage1_readout_bottleneck'], (None, 3, 3, 4))
     """
     for layer in stage_readout(stage, n, num_classes, seed, end_to_end=end_to_end):
         model.add(layer)
@@ -242,7 +260,14 @@ def freeze_stage(model, stage, n, centroids, whitening=None):
 
     Example:
 
-    >>> freeze_stage(model, stage, 1, kmeans.cluster_centers_)
+    >>> import numpy as np
+    >>> model, stage = input_model((9, 9, 1)), Stage(8, 3, clusters=4)
+    >>> conv = append_stage(model, stage, 1, num_classes=4)
+    >>> centroids = np.random.default_rng(0).random((4, 8), dtype="float32")  # k-means' cluster_centers_
+    >>> freeze_stage(model, stage, 1, centroids).name
+    'stage1_assign'
+    >>> [layer.name for layer in model.layers], model.trainable_weights
+    (['stage1_conv', 'stage1_assign'], [])
     """
     conv = stage_layer(model, n, "conv")
     conv.trainable = False
@@ -336,6 +361,8 @@ def end_to_end_model(stages, input_shape, num_classes, seed=0, name="end_to_end"
     Example:
 
     >>> model = end_to_end_model([Stage(32, 3, clusters=16), Stage(64, 3)], (9, 9, 1), 4)
+    >>> [layer.name for layer in model.layers]
+    ['stage1_conv', 'stage2_conv', 'stage2_readout_flatten', 'stage2_readout']
     """
     stages = [s if isinstance(s, Stage) else Stage.from_config(s) for s in stages]
     if not stages:
@@ -371,9 +398,11 @@ def code_probe_model(model, stage, n, num_classes, seed=0):
 
     Example:
 
-    >>> probe = code_probe_model(model, stage, 1, num_classes=10)
-    >>> probe.layers[-1].name
-    'stage1_readout'
+    >>> stages = [Stage(8, 3, clusters=4), Stage(8, 3)]
+    >>> model = grown_model(stages, (9, 9, 1), num_classes=4)
+    >>> probe = code_probe_model(model, stages[0], 1, num_classes=4)
+    >>> [layer.name for layer in probe.layers]
+    ['stage1_conv', 'stage1_assign', 'stage1_readout_flatten', 'stage1_readout']
     """
     prefix = model.layers[: model.layers.index(stage_layer(model, n, "assign")) + 1]
     trainable = [layer.name for layer in prefix if layer.trainable_weights]

@@ -82,9 +82,16 @@ class StageInputs:
 
     Example:
 
-    >>> cache = StageInputs(x_train).advance(model.layers[:3], batch_size=256)
-    >>> cache.data.dtype, cache.shape
-    (dtype('float16'), (7, 7, 512))
+    `x`: 128 images 27x27x1; `model`: a grown model whose first layers are
+    stage 1's 3x3/3 convolution (8 filters) and its hard assignment (K=8).
+
+    >>> images = StageInputs(x)
+    >>> embeddings = images.advance(model.layers[:1], batch_size=64)
+    >>> embeddings.data.dtype, embeddings.shape
+    (dtype('float16'), (9, 9, 8))
+    >>> ids = images.advance(model.layers[:2], batch_size=64)  # one int16 cluster id per position
+    >>> ids.data.dtype, ids.data.shape, ids.shape
+    (dtype('int16'), (128, 9, 9), (9, 9, 8))
     """
 
     def __init__(self, data, depth=None):
@@ -209,7 +216,15 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
 
     Example:
 
-    >>> model, results, history = grow_cached(stages, x, y, 10, {"class_name": "Adam", "config": {}}, 64)
+    `x`, `y`: 128 images 27x27x1 and their labels (10 classes).
+
+    >>> from layerwise_keras.growth.stage import Stage
+    >>> model, results, history = grow_cached([Stage(8, 3, clusters=8), Stage(8, 3)], x, y, 10,
+    ...                                       {"class_name": "Adam", "config": {}}, 32, verbose=0)
+    >>> [layer.name for layer in model.layers]
+    ['stage1_conv', 'stage1_assign', 'stage2_conv', 'stage2_readout_flatten', 'stage2_readout']
+    >>> history["stage"], [r["cache_dtype"] for r in results]
+    ([1, 2], ['float32', 'int16'])
     """
     stages = check_stages(stages, num_classes, owner="grow_cached")
     for n, stage in enumerate(stages, start=1):

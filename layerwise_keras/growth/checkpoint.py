@@ -17,11 +17,23 @@ the first epoch ends). `read_checkpoint` loads the latest one and turns
 missing, truncated or inconsistent files into a `ValueError` that names the
 file.
 
-Example:
+Example (`x`, `y`: 128 images 27x27x1 and their labels, 10 classes):
 
->>> ckpt = GrowthCheckpoint("runs/x/checkpoint", trainer, config)
->>> model.fit(..., callbacks=[trainer, ckpt])
->>> model, state = read_checkpoint("runs/x/checkpoint")
+>>> import os, keras
+>>> from layerwise_keras import LayerwiseTrainer, Stage, input_model
+>>> trainer = LayerwiseTrainer([Stage(8, 3, clusters=8), Stage(8, 3)], 10, kmeans_data=x, verbose=0)
+>>> model = input_model(x.shape[1:])
+>>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+>>> folder = os.path.join(tmp_dir, "checkpoint")
+>>> ckpt = GrowthCheckpoint(folder, trainer, config={"name": "the run's configuration"})
+>>> history = model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer, ckpt], verbose=0)
+>>> sorted(os.listdir(folder))
+['LATEST', 'epoch_0002']
+>>> model, state = read_checkpoint(folder)
+>>> state["epochs_done"], len(state["stage_results"]), state["config"]
+(2, 2, {'name': "the run's configuration"})
+>>> [layer.name for layer in model.layers]
+['stage1_conv', 'stage1_assign', 'stage2_conv', 'stage2_readout_flatten', 'stage2_readout']
 """
 
 import json
@@ -70,9 +82,16 @@ class GrowthCheckpoint(keras.callbacks.Callback):
     Returns:
         A callback; `self.history` is the list of per-epoch logs.
 
-    Example:
+    Example (`x`: 128 images 27x27x1; the module's example runs a growth
+    with `callbacks=[trainer, GrowthCheckpoint(...)]`):
 
-    >>> model.fit(..., callbacks=[trainer, GrowthCheckpoint("ckpt", trainer, config)])
+    >>> import os
+    >>> from layerwise_keras import LayerwiseTrainer, Stage
+    >>> trainer = LayerwiseTrainer([Stage(8, 3, clusters=8, epochs=3), Stage(8, 3, epochs=3)], 10, x,
+    ...                            verbose=0)
+    >>> ckpt = GrowthCheckpoint(os.path.join(tmp_dir, "ckpt"), trainer, config={}, every=2)
+    >>> [epoch for epoch in range(trainer.total_epochs) if ckpt.due(epoch)]  # 0-based epochs
+    [1, 2, 3, 5]
     """
 
     def __init__(self, folder, trainer, config, history=(), every=1):
@@ -97,8 +116,12 @@ class GrowthCheckpoint(keras.callbacks.Callback):
 
         Example:
 
-        >>> GrowthCheckpoint("ckpt", trainer, config, every=4).due(3)
-        True
+        >>> from layerwise_keras import LayerwiseTrainer, Stage
+        >>> trainer = LayerwiseTrainer([Stage(8, 3, clusters=8, epochs=5), Stage(8, 3, epochs=5)], 10, x,
+        ...                            verbose=0)
+        >>> ckpt = GrowthCheckpoint(tmp_dir, trainer, config={}, every=4)
+        >>> ckpt.due(3), ckpt.due(4), ckpt.due(5)  # the 4th epoch, stage 1's last, neither
+        (True, True, False)
         """
         planned_ends = {int(e) - 1 for e in np.cumsum(self.trainer.stage_budgets())}
         stage_ends = planned_ends | set(self.trainer.ended_epochs())
@@ -153,7 +176,7 @@ def has_checkpoint(folder):
 
     Example:
 
-    >>> has_checkpoint("saved_models/digits/checkpoint")
+    >>> has_checkpoint(tmp_dir)  # an empty folder
     False
     """
     return os.path.isfile(os.path.join(os.fspath(folder), LATEST))
@@ -179,7 +202,13 @@ def read_checkpoint(folder):
 
     Example:
 
-    >>> model, state = read_checkpoint("saved_models/digits/checkpoint")
+    The module's example reads the checkpoint of a growth; a folder without
+    one:
+
+    >>> read_checkpoint(tmp_dir)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no checkpoint to resume from: .../LATEST does not exist.
     """
 
     folder = os.fspath(folder)

@@ -38,8 +38,16 @@ def recompile_for_stage(model, num_classes, first_learning_rate=None, verbose=0)
 
     Example:
 
-    >>> first = recompile_for_stage(model, 10)           # stage 1
-    >>> recompile_for_stage(model, 10, first)            # every later stage
+    >>> from layerwise_keras.growth.builder import append_stage, input_model
+    >>> from layerwise_keras.growth.stage import Stage
+    >>> model = input_model((9, 9, 1))
+    >>> conv = append_stage(model, Stage(8, 3), 1, num_classes=4)
+    >>> model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    >>> first = recompile_for_stage(model, 4)            # stage 1
+    >>> round(first, 6), model.loss.from_logits          # Adam's float32 0.01; the loss now on logits
+    (0.01, True)
+    >>> recompile_for_stage(model, 4, first) == first    # every later stage: a fresh optimizer at that rate
+    True
     """
     config = model.get_compile_config()
     if not config:
@@ -79,7 +87,16 @@ def build_compiled_state(model, num_classes):
 
     Example:
 
-    >>> build_compiled_state(model, 10)
+    >>> from layerwise_keras.growth.builder import append_stage, input_model
+    >>> from layerwise_keras.growth.stage import Stage
+    >>> model = input_model((9, 9, 1))
+    >>> conv = append_stage(model, Stage(8, 3), 1, num_classes=4)
+    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> model.optimizer.built
+    False
+    >>> build_compiled_state(model, 4)
+    >>> model.optimizer.built
+    True
     """
     x = np.zeros((1,) + tuple(model.input_shape[1:]), "float32")
     labels = (np.zeros((1,), "int32"), np.zeros((1, num_classes), "float32"))

@@ -20,6 +20,7 @@ def monitor_key(stage, logs):
 
     Example:
 
+    >>> from layerwise_keras.growth.stage import Stage
     >>> monitor_key(Stage(8, patience=2), {"loss": 1.0, "val_loss": 1.2})
     'val_loss'
     """
@@ -63,8 +64,14 @@ class Convergence:
 
     Example:
 
-    >>> tracker = Convergence(trainer_progress)
-    >>> converged, improved = tracker.update(stage, epoch, logs, model)
+    >>> from layerwise_keras.growth.stage import Stage
+    >>> stage = Stage(8, patience=2, mode="min")  # with mode="auto", `model` tells the direction
+    >>> tracker = Convergence({"best": None, "best_epoch": None, "best_logs": None, "wait": 0})
+    >>> [tracker.update(stage, epoch, {"loss": loss}, model=None)
+    ...  for epoch, loss in enumerate([1.0, 0.8, 0.9, 0.85])]  # (converged, improved) per epoch
+    [(False, True), (False, True), (False, False), (True, False)]
+    >>> tracker.progress["best"], tracker.progress["best_epoch"]
+    (0.8, 1)
     """
 
     def __init__(self, progress):

@@ -35,6 +35,7 @@ def epoch_figure_keys(stages):
 
     Example:
 
+    >>> from layerwise_keras.growth.stage import Stage
     >>> epoch_figure_keys([Stage(8, clusters=4, whiten=0.01), Stage(8)])[-1]
     'whiten_seconds'
     """
@@ -77,6 +78,7 @@ def stage_start_line(stage, n, total, budget):
 
     Example:
 
+    >>> from layerwise_keras.growth.stage import Stage
     >>> stage_start_line(Stage(8, clusters=4), 1, 2, 3)
     'LayerwiseTrainer: stage 1/2 begins: trains its convolution and readout, then k-means of its embeddings; budget 3 epoch(s).'
     """

@@ -27,9 +27,17 @@ and says what to do, raised before the first epoch:
   symbolically on the model's input shape, so an input too small for stage
   3 is an error naming stage 3 and the sizes before stage 1 trains.
 
-Example:
+Example (`x`, `y`: 128 images 27x27x1 and their labels, 10 classes):
 
->>> model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer])  # runs check_fit first
+>>> from layerwise_keras import LayerwiseTrainer, Stage, input_model
+>>> trainer = LayerwiseTrainer([Stage(8, 3, clusters=8), Stage(8, 3)], 10, kmeans_data=x, verbose=0)
+>>> model = input_model(x.shape[1:])
+>>> model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+>>> model.fit(x, y, epochs=trainer.total_epochs,  # check_fit runs first
+...           callbacks=[trainer, keras.callbacks.EarlyStopping(patience=2)])
+Traceback (most recent call last):
+...
+ValueError: LayerwiseTrainer: EarlyStopping beside the trainer would stop fit at a stage boundary, ...
 """
 
 import keras
@@ -146,8 +154,12 @@ def check_callbacks(callbacks, trainer):
 
     Example:
 
-    >>> check_callbacks([keras.callbacks.CSVLogger("log.csv"), trainer], trainer)[0] is trainer
-    True
+    `trainer`: a `LayerwiseTrainer`.
+
+    >>> import os
+    >>> logger = keras.callbacks.CSVLogger(os.path.join(tmp_dir, "log.csv"))
+    >>> [type(c).__name__ for c in check_callbacks([logger, trainer], trainer)]
+    ['LayerwiseTrainer', 'CSVLogger']
     """
     callbacks = list(callbacks or ())
     scheduled = [i + 1 for i, stage in enumerate(trainer.stages) if stage.schedule is not None]
@@ -193,7 +205,14 @@ def check_growable_model(model):
 
     Example:
 
-    >>> check_growable_model(layerwise_keras.input_model((9, 9, 1)))
+    >>> from layerwise_keras import input_model
+    >>> check_growable_model(input_model((9, 9, 1)))
+    >>> inputs = keras.Input((9, 9, 1))
+    >>> check_growable_model(keras.Model(inputs, keras.layers.Flatten()(inputs)))
+    Traceback (most recent call last):
+    ...
+    TypeError: LayerwiseTrainer grows a keras.Sequential model; got Functional.
+    Start from layerwise_keras.input_model(input_shape).
     """
     from layerwise_keras import compat
 
@@ -214,7 +233,14 @@ def check_fit_params(trainer, params):
 
     Example:
 
+    `trainer`: a `LayerwiseTrainer` of three one-epoch stages.
+
     >>> check_fit_params(trainer, {"epochs": trainer.total_epochs, "steps": 10})
+    >>> check_fit_params(trainer, {"epochs": 5, "steps": 10})
+    Traceback (most recent call last):
+    ...
+    ValueError: LayerwiseTrainer: fit(epochs=5) must equal trainer.total_epochs=3
+    (the sum of the stages' budgets in epochs).
     """
     epochs = params.get("epochs")
     if epochs is not None and epochs != trainer.total_epochs:
@@ -247,8 +273,20 @@ def check_fit(model, trainer, fit_args):
 
     Example:
 
+    `x`, `y`: 128 images 27x27x1 and their labels; `trainer`: a
+    `LayerwiseTrainer` for them (10 classes).
+
+    >>> from layerwise_keras import input_model
+    >>> model = input_model(x.shape[1:])
+    >>> model.compile("adam", "sparse_categorical_crossentropy")
     >>> callbacks = check_fit(model, trainer, {"x": x, "y": y, "epochs": trainer.total_epochs,
-    ...                                        "callbacks": [trainer]})
+    ...                                        "callbacks": [keras.callbacks.TerminateOnNaN(), trainer]})
+    >>> [type(c).__name__ for c in callbacks]
+    ['LayerwiseTrainer', 'TerminateOnNaN']
+    >>> check_fit(model, trainer, {"x": x, "y": y + 10, "epochs": trainer.total_epochs})
+    Traceback (most recent call last):
+    ...
+    ValueError: `y` must be class ids in 0..9 (10 classes), got max 19.
     """
     from layerwise_keras.datasets.checks import check_fit_data
     from layerwise_keras.growth.builder import grown_model, image_shape

@@ -28,9 +28,12 @@ def assignments(model, images, batch_size=256):
 
     Example:
 
-    >>> ids = assignments(model, x_test[:8])
-    >>> [a.shape for a in ids]
-    [(8, 9, 9), (8, 3, 3)]
+    `model`: a model grown on 27x27 images (`x`) whose stages 1 and 2 are
+    clustered (9x9 and 3x3 positions).
+
+    >>> ids = assignments(model, x[:8])
+    >>> [a.shape for a in ids], ids[0].dtype
+    ([(8, 9, 9), (8, 3, 3)], dtype('int32'))
     """
     images = check_images(images)
     names = [layer_name(n, "assign") for n in clustered_stages(model)]

@@ -39,6 +39,7 @@ def nearest_mask(scores, q):
 
     Example:
 
+    >>> import numpy as np
     >>> np.asarray(nearest_mask(np.array([[0.5, 2.0, 0.5, 1.0]], "float32"), 2))
     array([[0., 1., 0., 1.]], dtype=float32)
     """
@@ -203,9 +204,12 @@ class ClusterAssignment(keras.layers.Layer):
 
         Example:
 
+        >>> import numpy as np
         >>> layer = ClusterAssignment(3)
         >>> layer.build((None, 4))
-        >>> layer.set_centroids(np.zeros((3, 4), "float32"))
+        >>> layer.set_centroids(np.eye(3, 4, dtype="float32"))
+        >>> np.asarray(layer(np.array([[0.0, 0.9, 0.1, 0.0]], "float32")))
+        array([[0., 1., 0.]], dtype=float32)
         """
         self.centroids.assign(self._checked(centroids, self.centroids.shape, "centroids"))
 
@@ -221,8 +225,15 @@ class ClusterAssignment(keras.layers.Layer):
 
         Example:
 
+        >>> import numpy as np
+        >>> from layerwise_keras.clustering.whitening import fit_zca
+        >>> points = np.random.default_rng(0).normal(size=(500, 4)).astype("float32")
         >>> zca = fit_zca(points, epsilon=1e-2)
+        >>> layer = ClusterAssignment(3, whiten=True)
+        >>> layer.build((None, 4))
         >>> layer.set_whitening(zca.mean, zca.matrix)
+        >>> bool(np.allclose(layer.whitened(points), (points - zca.mean) @ zca.matrix, atol=1e-4))
+        True
         """
         if not self.whiten:
             raise ValueError(f"ClusterAssignment '{self.name}': built with whiten=False, it has no whitening.")
@@ -338,6 +349,7 @@ class CodeGate(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> gate = CodeGate(4, n_clusters=3)
     >>> y = gate(np.concatenate([np.eye(3)[[0, 2]], np.ones((2, 5))], -1).astype("float32"))
     >>> tuple(y.shape)

@@ -81,7 +81,12 @@ def stage_layer(model, n, role, required=True):
 
     Example:
 
-    >>> conv = stage_layer(model, 1, "conv")
+    `model`: a grown model of three stages, two of them clustered.
+
+    >>> stage_layer(model, 1, "conv").name
+    'stage1_conv'
+    >>> stage_layer(model, 3, "assign", required=False) is None  # the last stage has no assignment
+    True
     """
     name = layer_name(n, role)
     for layer in model.layers:
@@ -101,8 +106,12 @@ def count_stages(model):
 
     Example:
 
+    >>> from layerwise_keras.growth.builder import grown_model, input_model
+    >>> from layerwise_keras.growth.stage import Stage
     >>> count_stages(input_model((9, 9, 1)))
     0
+    >>> count_stages(grown_model([Stage(8, clusters=4), Stage(8)], (9, 9, 1), 4))
+    2
     """
     return sum(1 for _, role in _roles(model) if role == "conv")
 
@@ -112,6 +121,8 @@ def clustered_stages(model):
 
     Example:
 
+    >>> from layerwise_keras.growth.builder import grown_model
+    >>> from layerwise_keras.growth.stage import Stage
     >>> clustered_stages(grown_model([Stage(8, clusters=4), Stage(8)], (9, 9, 1), 4))
     [1]
     """

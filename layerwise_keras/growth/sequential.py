@@ -26,11 +26,17 @@ class LayerwiseSequential(keras.Sequential):
     * `summary()` of the empty model says how to see the planned network
       (`LayerwiseTrainer.planned_model(input_shape).summary()`).
 
-    Example:
+    Example (`x`, `y`: 128 images 27x27x1 and their labels, 10 classes):
 
-    >>> model = input_model((27, 27, 1))
-    >>> model.compile(...)
-    >>> model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer])
+    >>> from layerwise_keras import LayerwiseTrainer, Stage, input_model
+    >>> trainer = LayerwiseTrainer([Stage(8, 3, clusters=8), Stage(8, 3)], 10, kmeans_data=x, verbose=0)
+    >>> model = input_model(x.shape[1:])
+    >>> type(model).__name__, model.layers
+    ('LayerwiseSequential', [])
+    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    >>> history = model.fit(x, y.tolist(), epochs=trainer.total_epochs, callbacks=[trainer], verbose=0)
+    >>> [layer.name for layer in model.layers]
+    ['stage1_conv', 'stage1_assign', 'stage2_conv', 'stage2_readout_flatten', 'stage2_readout']
     """
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):

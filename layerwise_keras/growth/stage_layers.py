@@ -35,6 +35,7 @@ def stage_conv(stage, n, seed=0, in_channels=None, end_to_end=False):
 
     Example:
 
+    >>> from layerwise_keras.growth.stage import Stage
     >>> stage_conv(Stage(8, 3), 1).name
     'stage1_conv'
     """
@@ -84,6 +85,7 @@ def stage_input_pool(stage, n):
 
     Example:
 
+    >>> from layerwise_keras.growth.stage import Stage
     >>> stage_input_pool(Stage(8, 1, input_pool=4), 2).name
     'stage2_pool'
     """
@@ -116,6 +118,7 @@ def stage_readout(stage, n, num_classes, seed=0, end_to_end=False):
 
     Example:
 
+    >>> from layerwise_keras.growth.stage import Stage
     >>> [layer.name for layer in stage_readout(Stage(8, 3), 2, 10)]
     ['stage2_readout_flatten', 'stage2_readout']
     """
@@ -160,6 +163,7 @@ def stage_assignment(stage, n):
 
     Example:
 
+    >>> from layerwise_keras.growth.stage import Stage
     >>> stage_assignment(Stage(8, 3, clusters=4), 1).name
     'stage1_assign'
     """

@@ -104,14 +104,20 @@ class LayerwiseTrainer(keras.callbacks.Callback):
     Returns:
         A callback; after `fit`, `stage_results` holds one dict per stage.
 
-    Example:
+    Example (`x`, `y`: 128 images 27x27x1 and their labels, 10 classes):
 
+    >>> from layerwise_keras.growth.builder import input_model
+    >>> from layerwise_keras.growth.stage import Stage
     >>> trainer = LayerwiseTrainer([Stage(16, 3, clusters=8), Stage(32, 3)],
-    ...                            num_classes=10, kmeans_data=x_train)
-    >>> model = input_model(x_train.shape[1:])
+    ...                            num_classes=10, kmeans_data=x, verbose=0)
+    >>> model = input_model(x.shape[1:])
     >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     ...               metrics=["accuracy"])
-    >>> model.fit(x_train, y_train, epochs=trainer.total_epochs, callbacks=[trainer])
+    >>> history = model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer], verbose=0)
+    >>> trainer.finished, [int(stage) for stage in history.history["stage"]]
+    (True, [1, 2])
+    >>> len(trainer.stage_results), len(trainer.stage_results[0]["kmeans_counts"])
+    (2, 8)
     """
 
     def __init__(self, stages, num_classes, kmeans_data, kmeans_batch_size=256, seed=0, verbose=1,
@@ -167,6 +173,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
 
         Example:
 
+        >>> from layerwise_keras.growth.stage import Stage
         >>> LayerwiseTrainer([Stage(8, clusters=4, steps=100), Stage(8, epochs=2)], 4, x,
         ...                  steps_per_epoch=30).stage_budgets()
         [4, 2]
@@ -224,9 +231,18 @@ class LayerwiseTrainer(keras.callbacks.Callback):
 
         Example:
 
-        >>> model.compile(...)
-        >>> trainer.begin(model)
-        >>> model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer])
+        `x`, `y`: 128 images 27x27x1 and their labels (10 classes).
+
+        >>> from layerwise_keras.growth.builder import input_model
+        >>> from layerwise_keras.growth.stage import Stage
+        >>> trainer = LayerwiseTrainer([Stage(8, 3, clusters=8), Stage(8, 3)], 10, kmeans_data=x, verbose=0)
+        >>> model = input_model(x.shape[1:])
+        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> [layer.name for layer in trainer.begin(model).layers]
+        ['stage1_conv', 'stage1_readout_flatten', 'stage1_readout']
+        >>> history = model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer], verbose=0)
+        >>> trainer.finished
+        True
         """
         if self.grown_stages(model) == 0:
             check_growable_model(model)
@@ -273,6 +289,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
 
         Example:
 
+        >>> from layerwise_keras.growth.stage import Stage
         >>> trainer = LayerwiseTrainer([Stage(8, 3, clusters=4), Stage(8, 3)], 3,
         ...                            np.zeros((8, 9, 9, 1), "float32"), verbose=0)
         >>> trainer.planned_model((9, 9, 1)).output_shape
@@ -303,8 +320,31 @@ class LayerwiseTrainer(keras.callbacks.Callback):
 
         Example:
 
-        >>> trainer.restore(state["stage_results"], state["epochs_done"], state["trainer"], state["best_weights"])
-        >>> model.fit(..., epochs=trainer.total_epochs, initial_epoch=state["epochs_done"], callbacks=[trainer])
+        A growth stopped after its first epoch (`x`, `y`: 128 images 27x27x1
+        and their labels, 10 classes), then resumed from its checkpoint:
+
+        >>> import os
+        >>> from layerwise_keras.growth.builder import input_model
+        >>> from layerwise_keras.growth.checkpoint import GrowthCheckpoint, read_checkpoint
+        >>> from layerwise_keras.growth.stage import Stage
+        >>> stages, folder = [Stage(8, 3, clusters=8), Stage(8, 3)], os.path.join(tmp_dir, "checkpoint")
+        >>> trainer = LayerwiseTrainer(stages, 10, kmeans_data=x, verbose=0)
+        >>> model = input_model(x.shape[1:])
+        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> stop = keras.callbacks.LambdaCallback(  # stands in for a killed process
+        ...     on_epoch_end=lambda epoch, logs: setattr(model, "stop_training", True))
+        >>> history = model.fit(x, y, epochs=trainer.total_epochs, verbose=0,
+        ...                     callbacks=[trainer, GrowthCheckpoint(folder, trainer, config={}), stop])
+        >>> trainer.finished
+        False
+        >>> model, state = read_checkpoint(folder)
+        >>> trainer = LayerwiseTrainer(stages, 10, kmeans_data=x, verbose=0)
+        >>> trainer = trainer.restore(state["stage_results"], state["epochs_done"], state["trainer"],
+        ...                           state["best_weights"])
+        >>> history = model.fit(x, y, epochs=trainer.total_epochs, initial_epoch=state["epochs_done"],
+        ...                     callbacks=[trainer], verbose=0)
+        >>> state["epochs_done"], trainer.finished, len(model.layers)
+        (1, True, 5)
         """
         epochs_done = int(epochs_done)
         if not 0 <= epochs_done <= self.total_epochs:

@@ -67,7 +67,9 @@ def receptive_field(model, stage):
 
     Example:
 
-    >>> field = receptive_field(model, 2)   # two 3x3 stride-3 stages on 27x27 images
+    `model`: a model grown on 27x27 images by 3x3 stride-3 stages.
+
+    >>> field = receptive_field(model, 2)
     >>> field.size, field.jump, field.grid
     ((9, 9), (9, 9), (3, 3))
     """
@@ -123,8 +125,13 @@ def stage_patches(images, field, positions=None):
 
     Example:
 
+    `x`: 27x27x1 images; `model`: a model grown on them by 3x3 stride-3
+    stages (stage 1: a 9x9 map of 3x3 patches).
+
     >>> stage_patches(x[:2], receptive_field(model, 1)).shape
     (2, 9, 9, 3, 3, 1)
+    >>> stage_patches(x[:2], receptive_field(model, 1), positions=[[0, 0, 0], [1, 8, 8]]).shape
+    (2, 3, 3, 1)
     """
     images = np.asarray(images, dtype="float32")
     (fh, fw), (jh, jw), (sh, sw), (gh, gw) = field.size, field.jump, field.start, field.grid
@@ -169,8 +176,14 @@ def iter_stage_outputs(model, images, stage, batch_size=256):
 
     Example:
 
-    >>> for x, emb, scores in iter_stage_outputs(model, x_test, stage=1):
+    `x`: 128 images 27x27x1; `model`: a model grown on them whose stage 1
+    (8 filters, K=8) maps them to 9x9 positions.
+
+    >>> for images, emb, scores in iter_stage_outputs(model, x, stage=1, batch_size=64):
     ...     ids = scores.argmax(-1)
+    ...     print(images.shape, emb.shape, scores.shape, ids.shape)
+    (64, 27, 27, 1) (64, 9, 9, 8) (64, 9, 9, 8) (64, 9, 9)
+    (64, 27, 27, 1) (64, 9, 9, 8) (64, 9, 9, 8) (64, 9, 9)
     """
     conv = stage_layer(model, stage, "conv", required=False)
     assign = stage_layer(model, stage, "assign", required=False)
@@ -221,9 +234,12 @@ def centroid_patches(model, images, stage=1, batch_size=256):
 
     Example:
 
-    >>> means, counts = centroid_patches(model, x_train, stage=1)
-    >>> means.shape
-    (16, 3, 3, 1)
+    `x`: 128 images 27x27x1; `model`: a model grown on them whose stage 1
+    clusters 3x3 patches into K=8 clusters (9x9 positions per image).
+
+    >>> means, counts = centroid_patches(model, x, stage=1)
+    >>> means.shape, int(counts.sum()) == 128 * 9 * 9
+    ((8, 3, 3, 1), True)
     """
     field = receptive_field(model, stage)
     sums = counts = None

@@ -106,8 +106,13 @@ def plot_stage_accuracy(metrics, path, overwrite=False):
 
     Example:
 
-    >>> plot_stage_accuracy("saved_models/digits/metrics.json", "accuracy.png")
-    'accuracy.png'
+    `run_dir`: the output folder of a run (`runs.run`), with its
+    `metrics.json`.
+
+    >>> import os
+    >>> path = plot_stage_accuracy(os.path.join(run_dir, "metrics.json"), os.path.join(tmp_dir, "accuracy.png"))
+    >>> os.path.basename(path), os.path.getsize(path) > 0
+    ('accuracy.png', True)
     """
     _check_target(path, overwrite, "plot_stage_accuracy")
     metrics = _load_metrics(metrics)
@@ -210,9 +215,12 @@ def cluster_atlas(model, images, stage=1, per_cluster=8, batch_size=256):
 
     Example:
 
-    >>> atlas = cluster_atlas(model, x_test[:500], stage=1, per_cluster=8)
-    >>> atlas["patches"].shape
-    (16, 8, 3, 3, 1)
+    `x`: 27x27x1 images; `model`: a model grown on them whose stage 1
+    clusters 3x3 patches into K=8 clusters.
+
+    >>> atlas = cluster_atlas(model, x[:100], stage=1, per_cluster=4)
+    >>> atlas["patches"].shape, atlas["positions"].shape, int(atlas["counts"].sum()) == 100 * 9 * 9
+    ((8, 4, 3, 3, 1), (8, 4, 3), True)
     """
 
     images = check_images(images)
@@ -331,8 +339,11 @@ def plot_cluster_atlas(model, images, path, stage=1, per_cluster=8, overwrite=Fa
 
     Example:
 
-    >>> plot_cluster_atlas(model, x_test[:1000], "cluster_atlas_stage1.png", stage=1)
-    'cluster_atlas_stage1.png'
+    `x`: 27x27x1 images; `model`: a model grown on them.
+
+    >>> import os
+    >>> plot_cluster_atlas(model, x[:100], os.path.join(tmp_dir, "cluster_atlas_stage1.png"), stage=1)
+    '/.../cluster_atlas_stage1.png'
     """
     _check_target(path, overwrite, "plot_cluster_atlas")
     import_matplotlib()
@@ -427,8 +438,12 @@ def plot_confusion_matrix(y_true, y_pred, path, class_names=None, overwrite=Fals
 
     Example:
 
-    >>> plot_confusion_matrix(y_test, logits.argmax(-1), "confusion.png")
-    'confusion.png'
+    `model`: a grown model; `x`, `y`: images and their labels.
+
+    >>> import os
+    >>> logits = model.predict(x, verbose=0)
+    >>> plot_confusion_matrix(y, logits.argmax(-1), os.path.join(tmp_dir, "confusion.png"))
+    '/.../confusion.png'
     """
     _check_target(path, overwrite, "plot_confusion_matrix")
     matrix = confusion_matrix(y_true, y_pred, len(class_names) if class_names is not None else None)

@@ -83,12 +83,22 @@ class StageSummaries(keras.callbacks.Callback):
     Returns:
         A `keras.callbacks.Callback`.
 
-    Example:
+    Example (`x`, `y`: 128 images 27x27x1 and their labels, 10 classes):
 
-    >>> trainer = lk.LayerwiseTrainer(stages, num_classes=4, kmeans_data=x)
-    >>> model.fit(ds, epochs=trainer.total_epochs,
-    ...           callbacks=[trainer, keras.callbacks.TensorBoard("logs/run"),
-    ...                      StageSummaries("logs/run", trainer)])
+    >>> import layerwise_keras as lk
+    >>> from layerwise_keras import datasets
+    >>> trainer = lk.LayerwiseTrainer([lk.Stage(8, 3, clusters=8), lk.Stage(8, 3)], num_classes=10,
+    ...                               kmeans_data=x, verbose=0)
+    >>> model = lk.input_model(x.shape[1:])
+    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    >>> log_dir = os.path.join(tmp_dir, "logs")
+    >>> history = model.fit(datasets.from_arrays(x, y, batch_size=32), epochs=trainer.total_epochs, shuffle=False,
+    ...                     verbose=0, callbacks=[trainer, keras.callbacks.TensorBoard(log_dir),
+    ...                                          StageSummaries(log_dir, trainer)])
+    >>> sorted(os.listdir(log_dir))
+    ['stages', 'train']
+    >>> sorted(name for name in os.listdir(os.path.join(log_dir, "stages")) if not name.startswith("events"))
+    ['projector_config.pbtxt', 'stage1_centroids.tsv', 'stage1_centroids_metadata.tsv', 'stage1_centroids_sprite.png']
     """
 
     def __init__(self, log_dir, trainer, image_stages=(1,), patch_scale=8, batch_size=256):

@@ -300,6 +300,8 @@ def check_config(config, source="config"):
 
     >>> raw = load_config("hierarchical_digits", full=False)
     >>> check_config(dict(raw, dataset={"name": "hierarchical_digits", "trian": 300}))
+    Traceback (most recent call last):
+    ...
     ValueError: config: unknown keys ['dataset.trian'] (did you mean 'train'?); dataset takes [...].
     """
     if not isinstance(config, dict):
@@ -384,7 +386,10 @@ def check_optimizer(optimizer, source="config"):
 
     Example:
 
+    >>> check_optimizer({"class_name": "Adam", "config": {"learning_rate": 0.1}})
     >>> check_optimizer({"class_name": "Adam", "config": {"learnin_rate": 0.1}})
+    Traceback (most recent call last):
+    ...
     ValueError: config: unknown keys ['optimizer.config.learnin_rate'] (did you mean 'learning_rate'?); ...
     """
     name = optimizer if isinstance(optimizer, str) else optimizer["class_name"]
@@ -501,7 +506,8 @@ def smoke_config(config, train, val, test, shrink=8, max_iter=10):
     """A small, fast copy of a configuration for smoke runs (quick benchmarks, notebooks).
 
     Same structure (stages, kernels, strides, assignments, data options),
-    but one epoch per stage, widths and K divided by `shrink` (at least 8),
+    but one epoch per stage (step and convergence budgets dropped), widths
+    and K divided by `shrink` (at least 8),
     at most `max_iter` Lloyd iterations, and the given split sizes. Its
     figures say whether the code runs, not how well the configuration does.
 
@@ -522,6 +528,9 @@ def smoke_config(config, train, val, test, shrink=8, max_iter=10):
     config["dataset"].update(train=int(train), val=int(val), test=int(test))
     for stage in config["stages"]:
         stage["epochs"] = 1
+        stage["steps"] = None  # a step budget would override the one epoch (1,000 steps are 250 epochs here)
+        if stage.get("patience") is not None:
+            stage["patience"] = None
         if stage.get("width") is not None:  # None: a cluster-first stage's patch size
             stage["width"] = max(8, int(stage["width"]) // shrink)
         if stage.get("clusters"):

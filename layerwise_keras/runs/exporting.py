@@ -94,8 +94,18 @@ def export_run(run_dir, fmt, int8=False, version=None, overwrite=False, calibrat
 
     Example:
 
-    >>> export_run("saved_models/digits", "litert", int8=True)["top1_agreement"]
-    1.0
+    `run_dir`: the output folder of a run (`runs.run`; its test split: 32
+    images).
+
+    >>> import os
+    >>> result = export_run(run_dir, "onnx")
+    >>> result["format"], os.path.relpath(result["path"], run_dir), result["test_examples"]
+    ('onnx', 'model.onnx', 32)
+    >>> sorted(result)
+    ['format', 'max_abs_logit_diff', 'path', 'test_accuracy', 'test_examples', 'top1_agreement']
+    >>> result = export_run(run_dir, "litert", int8=True, calibration_samples=100, check=False)
+    >>> os.path.relpath(result["path"], run_dir)
+    'model_int8.tflite'
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}.")

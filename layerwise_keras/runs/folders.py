@@ -41,7 +41,15 @@ def check_output_dir(output_dir, overwrite=False, resume=False):
 
     Example:
 
-    >>> check_output_dir("saved_models/new_run")
+    `run_dir`: the output folder of a finished run.
+
+    >>> check_output_dir(os.path.join(tmp_dir, "new_run"))  # absent: fine
+    >>> check_output_dir(run_dir)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileExistsError: Output folder ... is not empty; refusing to overwrite it
+    (pass --overwrite, or overwrite=True, to replace its artifacts).
+    >>> check_output_dir(run_dir, overwrite=True)
     """
     checkpoint = os.path.join(output_dir, CHECKPOINT)
     if resume:

@@ -145,8 +145,16 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
 
     Example:
 
-    >>> config = load_config("hierarchical_digits")
-    >>> model, figures = grow(config, load_splits(config["dataset"]))
+    `config`: a small validated configuration (`hierarchical_digits`, 128
+    training images, three one-epoch stages, two clustered); `splits`: its
+    `load_splits(config["dataset"])`. (A bundled configuration is
+    `runs.config.load_config("hierarchical_digits")`.)
+
+    >>> model, figures = grow(config, splits, verbose=0)
+    >>> sorted(figures), figures["history"]["stage"]
+    (['history', 'stages', 'test_accuracy', 'train_seconds'], [1, 2, 3])
+    >>> ["test_purity" in stage for stage in figures["stages"]]  # against the true latent classes
+    [True, True, False]
     """
     check_splits(splits)
     keras.utils.set_random_seed(seed)
@@ -240,7 +248,12 @@ def probe_codes(model, config, splits, seed=0, verbose=0):
 
     Example:
 
-    >>> probe_codes(model, dict(config, probe_epochs=2), splits)[1]["clustering_cost"]
+    `model`: a model grown with `config`'s stages (two clustered, as `grow`
+    does); `config`, `splits`: a small configuration and its data.
+
+    >>> probes = probe_codes(model, dict(config, probe_epochs=1), splits)
+    >>> sorted(probes), sorted(probes[1])
+    ([1, 2], ['code_probe_epochs', 'code_probe_seconds', 'code_probe_val_accuracy'])
     """
     epochs = int(config.get("probe_epochs") or 0)
     if epochs < 1:
@@ -277,7 +290,15 @@ def add_probe_figures(stages, probes):
 
     Example:
 
-    >>> add_probe_figures(figures["stages"], probe_codes(model, config, splits))
+    Typically `add_probe_figures(figures["stages"], probe_codes(model,
+    config, splits))` after `grow`:
+
+    >>> stages = [{"stage": 1, "val_accuracy": 0.9}, {"stage": 2}]
+    >>> probes = {1: {"code_probe_val_accuracy": 0.85, "code_probe_epochs": 2, "code_probe_seconds": 1.5},
+    ...           2: {"code_probe_val_accuracy": 0.5, "code_probe_epochs": 2, "code_probe_seconds": 1.5}}
+    >>> stages = add_probe_figures(stages, probes)
+    >>> round(stages[0]["clustering_cost"], 6), "clustering_cost" in stages[1]
+    (0.05, False)
     """
     for n, result in probes.items():
         stage = stages[n - 1]
@@ -351,7 +372,14 @@ def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
 
     Example:
 
-    >>> model, figures = end_to_end(config, splits)
+    `config`: a small validated configuration (three one-epoch stages);
+    `splits`: its `load_splits(config["dataset"])`.
+
+    >>> model, figures = end_to_end(config, splits, verbose=0)
+    >>> [layer.name for layer in model.layers]
+    ['stage1_conv', 'stage2_conv', 'stage3_conv', 'stage3_readout_flatten', 'stage3_readout']
+    >>> sorted(figures), len(figures["val_accuracy"])
+    (['test_accuracy', 'train_seconds', 'val_accuracy'], 3)
     """
     check_splits(splits)
     keras.utils.set_random_seed(seed)
@@ -421,8 +449,16 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=Fals
 
     Example:
 
-    >>> metrics = run(load_config("hierarchical_digits"), "saved_models/digits")
-    >>> metrics["test_accuracy"]
+    `config`: a small configuration (`hierarchical_digits`, 32 test
+    images); `layerwise-keras train` runs a bundled one,
+    `runs.config.load_config("hierarchical_digits")`.
+
+    >>> import os
+    >>> metrics = run(config, os.path.join(tmp_dir, "digits"), verbose=0)
+    >>> sorted(os.listdir(os.path.join(tmp_dir, "digits")))
+    ['config.json', 'metrics.json', 'model.keras', 'saved_model']
+    >>> metrics["test_examples"], metrics["artifacts"]
+    (32, {'keras': 'model.keras', 'saved_model': 'saved_model/1'})
     """
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
         raise ValueError(f"checkpoint_every (--checkpoint-every) must be an integer >= 1, got {checkpoint_every!r}.")
@@ -472,7 +508,12 @@ def run_baseline(config, output_dir, overwrite=False, seed=None, verbose=1):
 
     Example:
 
-    >>> metrics = run_baseline(load_config("hierarchical_digits"), "saved_models/digits_e2e")
+    `config`: a small configuration (three one-epoch stages).
+
+    >>> import os
+    >>> metrics = run_baseline(config, os.path.join(tmp_dir, "digits_e2e"), verbose=0)
+    >>> metrics["model"], len(metrics["val_accuracy"]), sorted(os.listdir(os.path.join(tmp_dir, "digits_e2e")))
+    ('end_to_end', 3, ['config.json', 'metrics.json', 'model.keras', 'saved_model'])
     """
     config, seed, splits = _prepare(config, output_dir, overwrite, seed)
     model, figures = end_to_end(config, splits, seed=seed, verbose=verbose)

@@ -28,8 +28,12 @@ def report_paths(run_dir, output=None):
 
     Example:
 
-    >>> report_paths("saved_models/digits")["confusion"]
-    'saved_models/digits/report/confusion.png'
+    `run_dir`: the output folder of a run (`runs.run`) whose stages 1 and
+    2 are clustered.
+
+    >>> paths = report_paths(run_dir)
+    >>> os.path.relpath(paths["confusion"], run_dir), [os.path.relpath(p, run_dir) for p in paths["atlas"]]
+    ('report/confusion.png', ['report/cluster_atlas_stage1.png', 'report/cluster_atlas_stage2.png'])
     """
     output = os.fspath(output) if output is not None else os.path.join(run_dir, REPORT_DIR)
     config = _read_json(os.path.join(run_dir, "config.json"))
@@ -76,8 +80,11 @@ def write_report(run_dir, output=None, overwrite=False, atlas_images=1000, per_c
 
     Example:
 
-    >>> write_report("saved_models/digits")
-    ['saved_models/digits/report/accuracy.png', ...]
+    `run_dir`: the output folder of a run (`runs.run`).
+
+    >>> [os.path.relpath(path, run_dir) for path in write_report(run_dir, atlas_images=100)]
+    ['report/accuracy.png', 'report/cluster_atlas_stage1.png', 'report/cluster_atlas_stage2.png',
+     'report/confusion.png', 'report/samples.png']
     """
     run_dir = os.fspath(run_dir)
     if not os.path.isdir(run_dir):

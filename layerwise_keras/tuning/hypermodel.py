@@ -165,15 +165,19 @@ class LayerwiseHyperModel(keras_tuner.HyperModel):
 
     Example:
 
+    >>> from layerwise_keras.datasets import load_splits
+    >>> from layerwise_keras.runs.config import load_config
     >>> config = load_config("hierarchical_2level")
-    >>> splits = load_splits(dict(config["dataset"], train=600, val=200, test=200))
+    >>> splits = load_splits(dict(config["dataset"], train=200, val=50, test=50))
     >>> hypermodel = LayerwiseHyperModel(config, splits["x_train"].shape[1:], splits["num_classes"],
     ...                                  space={"width": [8, 16], "epochs": 1})
     >>> tuner = keras_tuner.RandomSearch(hypermodel, objective="val_accuracy", max_trials=2,
-    ...                                  seed=0, directory="runs/tuning", project_name="doc")
+    ...                                  seed=0, directory=tmp_dir, project_name="doc")
     >>> tuner.search(splits["x_train"], splits["y_train"],
     ...              validation_data=(splits["x_val"], splits["y_val"]), verbose=0)
     >>> best_model = tuner.get_best_models(1)[0]
+    >>> [layer.name for layer in best_model.layers]
+    ['stage1_conv', 'stage1_assign', 'stage2_conv', 'stage2_readout_flatten', 'stage2_readout']
     """
 
     def __init__(self, config, input_shape, num_classes, space=None, kmeans_data=None, seed=None, verbose=0,
@@ -247,7 +251,15 @@ class LayerwiseHyperModel(keras_tuner.HyperModel):
 
         Example:
 
-        >>> config = hypermodel.config_for(tuner.get_best_hyperparameters()[0])
+        >>> from layerwise_keras.runs.config import load_config
+        >>> hypermodel = LayerwiseHyperModel(load_config("hierarchical_2level"), (9, 9, 1), 4,
+        ...                                  space={"width": [8, 16], "epochs": 1})
+        >>> hp = keras_tuner.HyperParameters()  # after a search: tuner.get_best_hyperparameters()[0]
+        >>> config = hypermodel.config_for(hp)   # a choice not made yet takes its first value
+        >>> [(stage["width"], stage["epochs"]) for stage in config["stages"]]
+        [(8, 1), (8, 1)]
+        >>> hp.values
+        {'stage1_width': 8, 'stage1_epochs': 1, 'stage2_width': 8, 'stage2_epochs': 1}
         """
         chosen = self._values(hp)
         config = copy.deepcopy(self.config)

@@ -46,7 +46,12 @@ def make_tuner(hypermodel, tuner="random", max_trials=10, max_epochs=None, facto
 
     Example:
 
-    >>> tuner = make_tuner(hypermodel, "hyperband", max_trials=6, max_epochs=3)
+    >>> from layerwise_keras.runs.config import load_config
+    >>> hypermodel = LayerwiseHyperModel(load_config("hierarchical_2level"), (9, 9, 1), 4,
+    ...                                  space={"width": [8, 16]})
+    >>> tuner = make_tuner(hypermodel, "hyperband", max_trials=6, max_epochs=3, directory=tmp_dir)
+    >>> type(tuner).__name__, tuner.oracle.max_trials, os.path.relpath(tuner.project_dir, tmp_dir)
+    ('Hyperband', 6, 'hierarchical_2level')
     """
     if tuner not in TUNERS:
         raise ValueError(f"make_tuner: tuner must be one of {TUNERS}, got {tuner!r}.")
@@ -115,8 +120,13 @@ def check_tuner_folder(directory, project_name, overwrite=False):
 
     Example:
 
-    >>> check_tuner_folder("runs/tuning", "digits")
-    'runs/tuning/digits'
+    >>> os.path.relpath(check_tuner_folder(tmp_dir, "digits"), tmp_dir)
+    'digits'
+    >>> os.makedirs(os.path.join(tmp_dir, "digits", "trial_0"))  # an earlier search
+    >>> check_tuner_folder(tmp_dir, "digits")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileExistsError: Tuner folder .../digits is not empty (an earlier search); refusing to resume or replace it. ...
     """
     path = os.path.join(directory, project_name)
     for folder in (directory, path):
@@ -161,8 +171,15 @@ def tune(config, space=None, tuner="random", max_trials=10, max_epochs=None, fac
 
     Example:
 
-    >>> result = tune("hierarchical_2level", max_trials=3, directory="runs/tuning")
-    >>> result.best_score, result.best_config_path
+    `config`: a small configuration named `tiny_digits` (128 training
+    images, three one-epoch stages); `layerwise-keras tune` gives a bundled
+    name such as `"hierarchical_2level"`.
+
+    >>> result = tune(config, space={"width": [8, 16]}, max_trials=2, directory=tmp_dir, verbose=0)
+    >>> os.path.relpath(result.best_config_path, tmp_dir)
+    'tiny_digits/best_config.json'
+    >>> sorted(result.best_hyperparameters), len(result.tuner.oracle.trials)
+    (['stage1_width', 'stage2_width', 'stage3_width'], 2)
     """
 
     config = load_config(config) if isinstance(config, str) else validate_config(config)

@@ -226,11 +226,16 @@ def validate_space(space, config, input_shape):
 
     Example:
 
+    >>> from layerwise_keras.runs.config import load_config
     >>> config = load_config("hierarchical_2level")
-    >>> validate_space({"width": [8, 16], "geometry": ["3/3", "4/4"]}, config, (9, 9, 1))["geometry"]
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     space = validate_space({"width": [8, 16], "geometry": ["3/3", "4/4"]}, config, (9, 9, 1))
+    >>> space["geometry"]
     [[(3, 3), (3, 3)]]
-
-    (with a warning: 3 of the 4 combinations leave no positions on 9x9.)
+    >>> print(caught[0].message)
+    search space: pruned 3 of 4 kernel/stride combinations that leave no spatial positions for input 9x9,
+    e.g. 3/3,4/4, 4/4,3/3, 4/4,4/4.
     """
     config = validate_config(config)
     space = {} if space is None else space
@@ -333,6 +338,7 @@ def default_space(config, tune_epochs=True):
 
     Example:
 
+    >>> from layerwise_keras.runs.config import load_config
     >>> default_space(load_config("hierarchical_2level"))["width"]
     [[32, 64, 128], [16, 32, 64]]
     """
@@ -365,7 +371,12 @@ def load_space(path):
 
     Example:
 
-    >>> space = load_space("space.json")
+    >>> import os
+    >>> path = os.path.join(tmp_dir, "space.json")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write('{"width": [8, 16], "learning_rate": {"min": 0.001, "max": 0.01}}')
+    >>> load_space(path)
+    {'width': [8, 16], 'learning_rate': {'min': 0.001, 'max': 0.01}}
     """
     try:
         with open(path) as f:

@@ -21,8 +21,18 @@ or `predict` traces it) and keeps it; the kernels themselves are in
 
 Example:
 
+>>> import numpy as np
+>>> points = np.random.default_rng(0).normal(size=(100, 4)).astype("float32")
+>>> rows = chunk_rows(128, n_clusters=3)  # KMeans(batch_size=128): every call sees 128 rows
+>>> chunk = np.zeros((rows, 4), "float32")  # one chunk: the 100 points, then zero rows
+>>> chunk[:100] = points
+>>> w = (np.arange(rows) < 100).astype("float32")  # 1 for the points, 0 for the padding
 >>> step = compiled_lloyd_step(jit_compile="auto", distribute=None)
->>> sums, counts, inertia, min_dist, assign = step(x, w, centroids)
+>>> sums, counts, inertia, min_dist, assign = step(chunk, w, points[:3])
+>>> tuple(sums.shape), int(keras.ops.sum(counts)), tuple(assign.shape)
+((3, 4), 100, (128,))
+>>> keras.ops.convert_to_numpy(assign[:3]).tolist()  # each centroid's own point
+[0, 1, 2]
 """
 
 import functools

@@ -7,15 +7,16 @@ per-cluster sums, counts and inertia travel (all-reduced, never gathered to
 one process).
 
 Recipe (tested with two processes on 127.0.0.1 and JAX's CPU collectives,
-`tests/test_distribute_jax.py`): on every process, before any JAX
-computation,
+`tests/test_distribute_jax.py`): on every process `i`, before any JAX
+computation (a listing, not a doctest: it picks the process's Keras backend
+and joins the other processes)::
 
->>> os.environ["KERAS_BACKEND"] = "jax"
->>> jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU hosts
->>> keras.distribution.initialize(job_addresses="10.0.0.1:1234",      # process 0's address
-...                               num_processes=2, process_id=i)
->>> keras.distribution.set_distribution(keras.distribution.DataParallel(
-...     devices=keras.distribution.list_devices(), auto_shard_dataset=False))
+    os.environ["KERAS_BACKEND"] = "jax"
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU hosts
+    keras.distribution.initialize(job_addresses="10.0.0.1:1234",      # process 0's address
+                                  num_processes=2, process_id=i)
+    keras.distribution.set_distribution(keras.distribution.DataParallel(
+        devices=keras.distribution.list_devices(), auto_shard_dataset=False))
 
 then build, compile and `fit` the model as usual, each process passing its
 own rows (`process_rows`) with `batch_size` = the global batch size divided
@@ -33,10 +34,16 @@ Every function here is safe without `jax.distributed` (one process: no
 collective runs, the arrays come back as copies) and, for `process_count`,
 `process_index` and `process_rows`, without JAX installed at all.
 
-Example:
+Example (one process here, so the results are this process's own arrays):
 
+>>> rng = np.random.default_rng(0)
+>>> local_sums, local_counts = rng.normal(size=(3, 2)), np.array([4, 0, 6])
 >>> sums, counts = process_sum([local_sums, local_counts])   # same on every process
->>> centroids = broadcast_from_first(centroids)              # process 0's seeding
+>>> process_count(), np.array_equal(sums, local_sums), counts.tolist()
+(1, True, [4, 0, 6])
+>>> centroids = broadcast_from_first(rng.normal(size=(3, 2)))  # process 0's seeding
+>>> centroids.shape, centroids.dtype
+((3, 2), dtype('float64'))
 """
 
 import functools
@@ -73,8 +80,8 @@ def process_count():
 
     Example:
 
-    >>> process_count()
-    2
+    >>> process_count()  # no `jax.distributed` in this process
+    1
     """
     jax = _jax()
     if jax is None:
@@ -96,8 +103,11 @@ def process_index():
 
     Example:
 
-    >>> if process_index() == 0:
-    ...     model.save("model.keras")
+    >>> import os
+    >>> if process_index() == 0:  # only the coordinator writes the file
+    ...     model.save(os.path.join(tmp_dir, "model.keras"))
+    >>> process_index(), os.listdir(tmp_dir)  # one process: it is the coordinator
+    (0, ['model.keras'])
     """
     jax = _jax()
     if jax is None:
@@ -129,8 +139,23 @@ def process_rows(n, global_batch_size, index=None, count=None):
 
     Example:
 
+    Process 1 of 2 feeds the second half of every global batch of 4 rows:
+
+    >>> process_rows(8, 4, index=1, count=2)
+    array([2, 3, 6, 7])
+
+    `x`, `y`: 128 images 27x27x1 and their labels (10 classes); with one
+    process, its rows are all the rows, in order:
+
+    >>> import keras
     >>> rows = process_rows(len(x), 64)
-    >>> model.fit(x[rows], y[rows], batch_size=64 // process_count(), shuffle=False)
+    >>> np.array_equal(rows, np.arange(len(x)))
+    True
+    >>> net = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.Flatten(), keras.layers.Dense(10)])
+    >>> net.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> history = net.fit(x[rows], y[rows], batch_size=64 // process_count(), shuffle=False, verbose=0)
+    >>> len(history.history["loss"])
+    1
     """
     index = process_index() if index is None else int(index)
     count = process_count() if count is None else int(count)
@@ -237,8 +262,19 @@ def process_sum(arrays, backend="cpu", check=True):
 
     Example:
 
+    One process's per-cluster sums, counts and inertia (with one process,
+    the sums are copies of them):
+
+    >>> sums = np.random.default_rng(0).normal(size=(3, 2))
+    >>> counts, inertia = np.array([4, 0, 6]), 12.5
     >>> sums, counts, inertia = process_sum([sums, counts, np.float64(inertia)])
+    >>> counts.tolist(), float(inertia), inertia.dtype
+    ([4, 0, 6], 12.5, dtype('float64'))
     >>> centroids = sums / np.maximum(counts, 1)[:, None]
+    >>> centroids.shape
+    (3, 2)
+    >>> process_sum([np.array([True, False])])[0]  # bool sums as int64
+    array([1, 0])
     """
     arrays = _as_arrays(arrays, "process_sum")
     arrays = [a.astype(np.int64) if a.dtype.kind == "b" else a for a in arrays]
@@ -281,8 +317,15 @@ def broadcast_from_first(array, backend="cpu", check=True):
 
     Example:
 
-    >>> init = broadcast_from_first(kmeans_plusplus(sample) if process_index() == 0
-    ...                             else np.zeros((k, d)))
+    >>> from layerwise_keras.clustering.sampling import kmeans_plusplus
+    >>> rng = np.random.default_rng(0)
+    >>> sample = rng.normal(size=(100, 2)).astype(np.float32)
+    >>> init = broadcast_from_first(kmeans_plusplus(sample, 4, rng) if process_index() == 0
+    ...                             else np.zeros((4, 2), np.float32))
+    >>> init.shape, init.dtype
+    ((4, 2), dtype('float32'))
+    >>> all((sample == row).all(axis=1).any() for row in init)  # process 0's seeds: points of its sample
+    True
     """
     (array,) = _as_arrays([array], "broadcast_from_first")
     if process_count() == 1:
@@ -314,7 +357,12 @@ def process_allgather(array, backend="cpu"):
 
     Example:
 
+    >>> local_farthest_points = np.arange(6, dtype=np.float32).reshape(3, 2)
     >>> candidates = process_allgather(local_farthest_points)
+    >>> candidates.shape  # one process: its own 3 rows
+    (3, 2)
+    >>> np.array_equal(candidates, local_farthest_points)
+    True
     """
     (array,) = _as_arrays([array], "process_allgather")
     if array.ndim == 0:

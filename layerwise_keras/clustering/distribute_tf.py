@@ -18,13 +18,20 @@ On several hosts, use `tf.distribute.MultiWorkerMirroredStrategy` (or a TPU
 strategy) the same way; on Keras' JAX backend, `keras.distribution` (see the
 README) replaces all of this.
 
-Example:
+Example (`x`, `y`: 128 images 27x27x1 and their labels, 10 classes; the
+strategy here mirrors the one CPU, `MirroredStrategy()` takes all GPUs):
 
->>> strategy = tf.distribute.MirroredStrategy()
+>>> import keras
+>>> from layerwise_keras import LayerwiseTrainer, Stage, input_model
+>>> strategy = tf.distribute.MirroredStrategy(["CPU:0"])
+>>> grower = LayerwiseTrainer([Stage(8, 3, clusters=8), Stage(8, 3)], num_classes=10,
+...                           kmeans_data=x, verbose=0)
 >>> with strategy.scope():
-...     model = layerwise_keras.input_model((32, 32, 3))
-...     model.compile(...)
->>> model.fit(dataset, epochs=trainer.total_epochs, callbacks=[trainer])
+...     net = input_model(x.shape[1:])
+...     net.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+>>> history = net.fit(x, y, batch_size=32, epochs=grower.total_epochs, callbacks=[grower], verbose=0)
+>>> grower.finished, model_strategy(net) is strategy
+(True, True)
 """
 
 import numpy as np
@@ -43,8 +50,14 @@ def model_strategy(model):
 
     Example:
 
-    >>> model_strategy(model).num_replicas_in_sync
-    2
+    >>> import keras
+    >>> strategy = tf.distribute.MirroredStrategy(["CPU:0"])  # one replica: the CPU
+    >>> with strategy.scope():
+    ...     net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> model_strategy(net) is strategy, model_strategy(net).num_replicas_in_sync
+    (True, 1)
+    >>> model_strategy(keras.Sequential([keras.Input((4,))])) is tf.distribute.get_strategy()
+    True
     """
     return getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
 
@@ -63,7 +76,17 @@ def replicated_step(strategy, step):
 
     Example:
 
+    >>> from layerwise_keras.clustering.kernels import lloyd_step
+    >>> strategy = tf.distribute.MirroredStrategy(["CPU:0"])  # one replica here
     >>> run = replicated_step(strategy, tf.function(lloyd_step, jit_compile=True))
+    >>> points = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+    >>> w = np.ones(10, np.float32)
+    >>> sums, counts, inertia, min_dist, assign = run(points, w, points[:2])
+    >>> tuple(sums.shape), int(tf.reduce_sum(counts)), tuple(assign.shape)
+    ((2, 3), 10, (10,))
+    >>> expected = lloyd_step(tf.constant(points), tf.constant(w), tf.constant(points[:2]))
+    >>> np.allclose(sums, expected[0], atol=1e-5), np.array_equal(assign, expected[4])
+    (True, True)
     """
     replicas = strategy.num_replicas_in_sync
 

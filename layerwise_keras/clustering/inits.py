@@ -11,8 +11,17 @@ the same seed gives the same runs.
 
 Example:
 
+>>> points = np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32)
 >>> init = check_init("k-means++", n_clusters=8)
 >>> centroids = initial_centroids(init, points, 8, np.random.default_rng(0))
+>>> centroids.shape, centroids.dtype
+((8, 2), dtype('float32'))
+>>> all((points == c).all(axis=1).any() for c in centroids)  # k-means++ seeds on the points themselves
+True
+>>> np.array_equal(centroids, initial_centroids(init, points, 8, np.random.default_rng(0)))  # same seed
+True
+>>> check_init(np.zeros((8, 3)), n_clusters=8).dtype  # an array init: float32 [K, D]
+dtype('float32')
 """
 
 import warnings

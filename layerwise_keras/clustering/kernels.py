@@ -68,7 +68,22 @@ def lloyd_step(x, w, centroids):
 
     Example:
 
-    >>> sums, counts, inertia, min_dist, assign = lloyd_step(x, w, centroids)
+    A chunk of 6 rows holding 4 points (the last two rows are padding), and 3
+    of those points as the centroids:
+
+    >>> import numpy as np
+    >>> chunk = np.zeros((6, 2), "float32")
+    >>> chunk[:4] = np.random.default_rng(0).normal(size=(4, 2))
+    >>> w = np.array([1, 1, 1, 1, 0, 0], "float32")
+    >>> sums, counts, inertia, min_dist, assign = lloyd_step(
+    ...     keras.ops.convert_to_tensor(chunk), keras.ops.convert_to_tensor(w), keras.ops.convert_to_tensor(chunk[:3]))
+    >>> tuple(sums.shape), int(keras.ops.sum(counts)), tuple(min_dist.shape)  # counts: the 4 points
+    ((3, 2), 4, (6,))
+    >>> keras.ops.convert_to_numpy(assign)[:3].tolist()  # each centroid's own point
+    [0, 1, 2]
+    >>> nearest = ((chunk[3] - chunk[:3]) ** 2).sum(axis=1).min()  # only point 4 is away from its centroid
+    >>> np.allclose(float(inertia), nearest, rtol=1e-4, atol=1e-5)
+    True
     """
     ops = keras.ops
     k = centroids.shape[0]
@@ -112,7 +127,12 @@ def cluster_sums(x, assign, n_clusters):
 
     Example:
 
-    >>> sums, counts = cluster_sums(x, assign, n_clusters=256)
+    >>> import numpy as np
+    >>> points = keras.ops.convert_to_tensor(np.arange(8, dtype="float32").reshape(4, 2))
+    >>> assign = keras.ops.convert_to_tensor(np.array([0, 1, 0, 2], "int32"))  # 2 = n_clusters: left out
+    >>> sums, counts = cluster_sums(points, assign, n_clusters=2)
+    >>> keras.ops.convert_to_numpy(sums).tolist(), keras.ops.convert_to_numpy(counts).tolist()
+    ([[4.0, 6.0], [2.0, 3.0]], [2, 1])
     """
     ops = keras.ops
     sums = ops.segment_sum(x, assign, num_segments=n_clusters + 1)
@@ -140,7 +160,17 @@ def sums_delta(x, rows, new, old, n_clusters):
 
     Example:
 
-    >>> sums, counts = sums_delta(x, rows, new, old, n_clusters=256)
+    Points 1 and 3 of `[[0, 1], [2, 3], [4, 5], [6, 7]]` move: point 1 from
+    cluster 1 to 0, point 3 from no cluster (the dummy id 2) to cluster 1:
+
+    >>> import numpy as np
+    >>> points = keras.ops.convert_to_tensor(np.arange(8, dtype="float32").reshape(4, 2))
+    >>> rows = keras.ops.convert_to_tensor(np.array([1, 3], "int32"))
+    >>> new = keras.ops.convert_to_tensor(np.array([0, 1], "int32"))
+    >>> old = keras.ops.convert_to_tensor(np.array([1, 2], "int32"))
+    >>> sums, counts = sums_delta(points, rows, new, old, n_clusters=2)
+    >>> keras.ops.convert_to_numpy(sums).tolist(), keras.ops.convert_to_numpy(counts).tolist()
+    ([[2.0, 3.0], [4.0, 4.0]], [1, 0])
     """
     points = keras.ops.take(x, rows, axis=0)
     sums_in, counts_in = cluster_sums(points, new, n_clusters)

@@ -20,9 +20,22 @@ each pass over the processes (`layerwise_keras.clustering.reduction`).
 
 Example:
 
->>> result = lloyd(assign_pass, source, rows, centroids, tol_abs, max_iter=100, n_clusters=k)
->>> result["centroids"].shape, result["converged"]
-((k, d), True)
+Three groups of 50 points around (-3, -3), (0, 0) and (3, 3), streamed in
+chunks of 64 rows, from one point of each group:
+
+>>> from layerwise_keras.clustering.dispatch import compiled_lloyd_step
+>>> from layerwise_keras.clustering.sources import ArraySource
+>>> rng = np.random.default_rng(0)
+>>> points = np.concatenate([rng.normal(c, 0.1, size=(50, 2)) for c in (-3, 0, 3)]).astype(np.float32)
+>>> step = compiled_lloyd_step(jit_compile="auto", distribute=None)
+>>> def assign_pass(source, rows, centroids, n_track):
+...     return streamed_assign_pass(step, source, rows, centroids, n_track)
+>>> result = lloyd(assign_pass, ArraySource(points), 64, points[[0, 50, 100]], tol_abs=1e-8,
+...                max_iter=100, n_clusters=3)
+>>> result["centroids"].shape, result["converged"], result["counts"].tolist()
+((3, 2), True, [50, 50, 50])
+>>> np.allclose(result["centroids"], [[-3, -3], [0, 0], [3, 3]], atol=0.1)
+True
 """
 
 import keras

@@ -16,7 +16,20 @@ one process.
 
 Example:
 
->>> sums, counts, inertia, far = reduce_pass(sums, counts, inertia, far, n_track=k - 1)
+One process's pass over 6 points and 3 clusters, cluster 2 empty (with one
+process, `reduce_pass` gives back its own results):
+
+>>> points = np.random.default_rng(0).normal(size=(6, 2)).astype(np.float32)
+>>> assign = np.array([0, 0, 0, 0, 1, 1], np.int32)
+>>> sums = np.stack([points[:4].sum(axis=0), points[4:].sum(axis=0), np.zeros(2, np.float32)]).astype(np.float64)
+>>> counts, inertia = np.array([4.0, 2.0, 0.0]), 1.5
+>>> far = FarthestPoints(2)  # its 2 points farthest from their centroids
+>>> far.update(np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], np.float32), points, assign)
+>>> sums, counts, inertia, far = reduce_pass(sums, counts, inertia, far, n_track=2)
+>>> processes("processes"), counts.tolist(), inertia
+(1, [4.0, 2.0, 0.0], 1.5)
+>>> np.array_equal(far.rows, points[[5, 4]]), far.assign.tolist()  # candidates to re-seed cluster 2
+(True, [1, 1])
 """
 
 import numpy as np

@@ -10,8 +10,17 @@ by `KMeans.fit`.
 
 Example:
 
->>> n, dim, n_bad, sample, moments = scan(source, rows=4096, capacity=2560, want_moments=False, seed=0)
->>> check_scanned(n, dim, n_bad, n_clusters=10, init="k-means++")
+>>> from layerwise_keras.clustering.sources import ArraySource
+>>> source = ArraySource(np.random.default_rng(0).normal(size=(10000, 4)).astype(np.float32))
+>>> capacity = sample_capacity(source, streamed=False, n_clusters=10, max_points_per_centroid=256, procs=1)
+>>> n, dim, n_bad, sample, moments = scan(source, rows=4096, capacity=capacity, want_moments=False, seed=0)
+>>> n, dim, n_bad, sample.result().shape, moments
+(10000, 4, 0, (2560, 4), None)
+>>> check_scanned(n, dim, n_bad, n_clusters=10, init="k-means++")  # usable: no error
+>>> check_scanned(n, dim, 3, n_clusters=10, init="k-means++")
+Traceback (most recent call last):
+...
+ValueError: The fit input contains 3 non-finite values (NaN or Inf) among 10000 points x 4 features ...
 """
 
 import numpy as np

@@ -40,7 +40,16 @@ class ZCA:
 
         Example:
 
+        Three features of very different spreads come out with unit
+        variances and no correlation:
+
+        >>> points = np.random.default_rng(0).normal(size=(1000, 3)) * [1.0, 5.0, 0.2]
+        >>> zca = fit_zca(points, epsilon=1e-6)
         >>> z = zca.transform(points)
+        >>> z.shape, z.dtype
+        ((1000, 3), dtype('float32'))
+        >>> np.allclose(np.cov(z, rowvar=False), np.eye(3), atol=1e-3)
+        True
         """
         return ((np.asarray(x, dtype="float32") - self.mean) @ self.matrix).astype("float32")
 
@@ -112,7 +121,16 @@ class WhitenedStream:
 
     Example:
 
-    >>> kmeans.fit(WhitenedStream(stream, zca))
+    >>> import tensorflow as tf
+    >>> from layerwise_keras.clustering import KMeans
+    >>> points = np.random.default_rng(0).normal(size=(1000, 4)).astype("float32")
+    >>> stream = tf.data.Dataset.from_tensor_slices(points).batch(256)
+    >>> zca = fit_zca(stream)
+    >>> next(WhitenedStream(stream, zca).as_numpy_iterator()).shape  # the stream's first chunk, whitened
+    (256, 4)
+    >>> kmeans = KMeans(n_clusters=4, seed=0).fit(WhitenedStream(stream, zca))
+    >>> kmeans.cluster_centers_.shape
+    (4, 4)
     """
 
     def __init__(self, stream, zca):

@@ -53,8 +53,8 @@ from _common import (HERE, RESULTS, commit, cpu_description, machine_mismatch, n
                      stage_epochs, write_results)
 from layerwise_keras import datasets  # noqa: E402
 from layerwise_keras.runs.config import load_config, smoke_config, validate_config  # noqa: E402
-from layerwise_keras.runs.pipeline import (  # noqa: E402
-    add_probe_figures, end_to_end, grow, load_splits, machine_info, probe_codes)
+from layerwise_keras.runs.pipeline import end_to_end, grow, load_splits, machine_info  # noqa: E402
+from layerwise_keras.runs.probes import add_probe_figures, probe_codes  # noqa: E402
 
 PAPER_ACCURACY = 0.734
 DEFAULT_DATA = os.path.join(HERE, os.pardir, os.pardir, "shared", "data")

@@ -10,7 +10,7 @@ import pytest
 import layerwise_keras as lk
 from layerwise_keras.growth.builder import code_probe_model
 from layerwise_keras.growth.names import layer_name
-from layerwise_keras.runs import pipeline
+from layerwise_keras.runs import pipeline, probes
 from layerwise_keras.runs.config import validate_config
 
 CONFIG = {
@@ -35,7 +35,7 @@ def probed():
     model, figures = pipeline.grow(dict(config, probe_epochs=0), splits, seed=0, verbose=0)
     weights = [w.copy() for w in model.get_weights()]
     before = model.predict(splits["x_test"], verbose=0)
-    results = pipeline.probe_codes(model, config, splits, seed=0)
+    results = probes.probe_codes(model, config, splits, seed=0)
     return config, splits, model, figures, weights, before, results
 
 

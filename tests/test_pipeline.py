@@ -7,7 +7,7 @@ import pytest
 
 from helpers import TINY_CLI_CONFIG
 from layerwise_keras import datasets
-from layerwise_keras.runs import pipeline
+from layerwise_keras.runs import pipeline, training
 from layerwise_keras.runs.config import load_config, smoke_config, validate_config
 
 
@@ -24,10 +24,10 @@ def _splits(config):
 def test_training_data_is_tf_data_by_default_and_numpy_batches_to_augment_or_checkpoint():
     config = _config()
     splits = _splits(config)
-    train, val = pipeline._train_data(config, splits, seed=0)
+    train, val = training.train_data(config, splits, seed=0)
     assert hasattr(train, "as_numpy_iterator")  # tf.data on the TensorFlow backend
     for cfg, arrays in ((_config(augment=True), False), (config, True)):  # (splits of the un-augmented config)
-        train, val = pipeline._train_data(cfg, splits, seed=0, epoch=3, arrays=arrays)
+        train, val = training.train_data(cfg, splits, seed=0, epoch=3, arrays=arrays)
         assert isinstance(train, datasets.ArrayBatches) and train.epoch == 3
         assert train.augment is bool(cfg["dataset"]["options"].get("augment"))
         assert isinstance(val, tuple) and len(val[0]) == len(splits["y_val"])

@@ -34,6 +34,15 @@ Example (`x`, `y`: 128 images 27x27x1 and their labels, 10 classes):
 (2, 2, {'name': "the run's configuration"})
 >>> [layer.name for layer in model.layers]
 ['stage1_conv', 'stage1_assign', 'stage2_conv', 'stage2_readout_flatten', 'stage2_readout']
+
+Resuming (what `runs.run(..., resume=True)` does): a fresh trainer restored
+from the checkpoint's state, and `fit` from the epochs done:
+
+>>> trainer = LayerwiseTrainer([Stage(8, 3, clusters=8), Stage(8, 3)], 10, kmeans_data=x, verbose=0)
+>>> trainer = trainer.restore(state["stage_results"], state["epochs_done"], state["trainer"],
+...                           state["best_weights"])
+>>> trainer.finished
+True
 """
 
 import json
@@ -163,6 +172,45 @@ class GrowthCheckpoint(keras.callbacks.Callback):
         for entry in os.listdir(self.folder):
             if entry.startswith("epoch_") and entry != name:
                 shutil.rmtree(os.path.join(self.folder, entry), ignore_errors=True)
+
+
+def fresh_progress():
+    """The `LayerwiseTrainer`'s progress before a stage's first epoch (what `progress()` returns, saved here).
+
+    `patch_figures`: the clustering figures of a cluster-first stage in
+    training (clustered when it began).
+
+    Example:
+
+    >>> fresh_progress()["stage"], fresh_progress()["finished"]
+    (0, False)
+    """
+    return {"stage": 0, "stage_epochs": 0, "best": None, "best_epoch": None, "best_logs": None, "wait": 0,
+            "ended": [], "finished": False, "patch_figures": None}
+
+
+def progress_after(budgets, epochs_done):
+    """Where a growth of fixed budgets stands after `epochs_done` epochs (for `LayerwiseTrainer.restore`).
+
+    Args:
+        budgets: each stage's budget in epochs.
+        epochs_done: int, the epochs completed.
+
+    Returns:
+        A `fresh_progress()` dict with `stage` (0-based index of the stage in
+        training), `stage_epochs`, `ended` (the epochs at whose end a stage
+        ended) and `finished` filled in.
+
+    Example:
+
+    >>> progress = progress_after([2, 3, 1], 4)
+    >>> progress["stage"], progress["ended"], progress["stage_epochs"], progress["finished"]
+    (1, [1], 2, False)
+    """
+    ends = np.cumsum(budgets)
+    done = int(np.searchsorted(ends, epochs_done, side="right"))
+    return {**fresh_progress(), "stage": done, "ended": [int(e) - 1 for e in ends[:done]],
+            "stage_epochs": int(epochs_done) - (int(ends[done - 1]) if done else 0), "finished": done == len(budgets)}
 
 
 def has_checkpoint(folder):

@@ -36,21 +36,16 @@ import numpy as np
 from layerwise_keras.datasets.checks import check_images
 from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, drop_readout, freeze_stage,
                                             grown_model)
-from layerwise_keras.growth.names import count_stages, stage_layer
+from layerwise_keras.growth.checkpoint import fresh_progress, progress_after
+from layerwise_keras.growth.compiling import recompile_for_stage
 from layerwise_keras.growth.convergence import Convergence, trainable_values
 from layerwise_keras.growth.diagnostics import (GrowthIncompleteWarning, StageWarning, check_finite, diagnose,
                                                 epoch_figure_keys, incomplete_message, stage_line,
                                                 stage_start_line)
-from layerwise_keras.growth.compiling import recompile_for_stage
 from layerwise_keras.growth.fit_checks import check_fit, check_fit_params, check_growable_model
+from layerwise_keras.growth.names import count_stages, stage_layer
 from layerwise_keras.growth.stage_clustering import EmbeddingStream, cluster_stage
 from layerwise_keras.growth.strategy import kmeans_distribute, strategy_scope
-
-
-def _fresh_progress():
-    # patch_figures: the clustering figures of a cluster-first stage in training (clustered when it began).
-    return {"stage": 0, "stage_epochs": 0, "best": None, "best_epoch": None, "best_logs": None, "wait": 0,
-            "ended": [], "finished": False, "patch_figures": None}
 
 
 class LayerwiseTrainer(keras.callbacks.Callback):
@@ -63,15 +58,9 @@ class LayerwiseTrainer(keras.callbacks.Callback):
     `TensorBoard`, `History`); with a plain `keras.Sequential`, pass it
     first yourself:
 
-    * every epoch: `stage` (1-based index of the stage trained that epoch);
-    * at the end of each clustered stage (NaN in every other epoch's logs, so
-      that every key is there from the first epoch): `kmeans_inertia` (sum of
-      squared distances over the points k-means ran on),
-      `kmeans_mean_sq_dist`, `kmeans_iterations`, `kmeans_seconds`,
-      `cluster_usage` (fraction of non-empty clusters), `cluster_entropy`
-      (usage entropy / log K), `dead_clusters`, `stage_seconds` (wall time of
-      the stage, training + clustering), `whiten_seconds` where a stage
-      whitens, and `learning_rate` every epoch where a stage has a schedule.
+    `stage` (1-based) every epoch, and the figures of a clustered stage's
+    end (`growth.diagnostics.epoch_figure_keys`: k-means inertia, usage,
+    times, ...; NaN in the other epochs, so every key is there from the first).
 
     Keras' callbacks beside it: see `growth.fit_checks` (which are refused,
     and why) and docs/callbacks.md.
@@ -146,7 +135,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         self.steps_per_epoch = None if steps_per_epoch is None else int(steps_per_epoch)
         self.stage_results = []
         self._budgets = [stage.budget(self.steps_per_epoch) for stage in stages]
-        self._progress = _fresh_progress()
+        self._figure_keys = epoch_figure_keys(stages)  # in every epoch's logs
+        self._progress = fresh_progress()
         self._best_weights = None
         self._stage_start = None
         self._resumed_at = None
@@ -229,9 +219,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         Returns:
             `model`.
 
-        Example:
-
-        `x`, `y`: 128 images 27x27x1 and their labels (10 classes).
+        Example (`x`: 128 images 27x27x1):
 
         >>> from layerwise_keras.growth.builder import input_model
         >>> from layerwise_keras.growth.stage import Stage
@@ -240,9 +228,6 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         >>> [layer.name for layer in trainer.begin(model).layers]
         ['stage1_conv', 'stage1_readout_flatten', 'stage1_readout']
-        >>> history = model.fit(x, y, epochs=trainer.total_epochs, callbacks=[trainer], verbose=0)
-        >>> trainer.finished
-        True
         """
         if self.grown_stages(model) == 0:
             check_growable_model(model)
@@ -257,9 +242,9 @@ class LayerwiseTrainer(keras.callbacks.Callback):
 
         With `fit_args` (the arguments of `fit`), runs every check of
         `growth.fit_checks.check_fit` first -- callbacks, loss, labels,
-        images, `kmeans_data`, the whole planned network's shapes -- and puts
-        the trainer first in `fit_args["callbacks"]`. Then adds stage 1 (see
-        `begin`).
+        images, `kmeans_data`, the whole planned network's shapes -- and moves
+        the trainer before Keras' callbacks in `fit_args["callbacks"]`. Then
+        adds stage 1 (see `begin`).
 
         Args:
             model: the compiled `LayerwiseSequential`.
@@ -318,33 +303,13 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         Returns:
             `self`.
 
-        Example:
+        Example (a growth of fixed budgets, 1 + 1 epochs, stopped after stage 1;
+        `growth.checkpoint` shows a whole resume from a checkpoint):
 
-        A growth stopped after its first epoch (`x`, `y`: 128 images 27x27x1
-        and their labels, 10 classes), then resumed from its checkpoint:
-
-        >>> import os
-        >>> from layerwise_keras.growth.builder import input_model
-        >>> from layerwise_keras.growth.checkpoint import GrowthCheckpoint, read_checkpoint
         >>> from layerwise_keras.growth.stage import Stage
-        >>> stages, folder = [Stage(8, 3, clusters=8), Stage(8, 3)], os.path.join(tmp_dir, "checkpoint")
-        >>> trainer = LayerwiseTrainer(stages, 10, kmeans_data=x, verbose=0)
-        >>> model = input_model(x.shape[1:])
-        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        >>> stop = keras.callbacks.LambdaCallback(  # stands in for a killed process
-        ...     on_epoch_end=lambda epoch, logs: setattr(model, "stop_training", True))
-        >>> history = model.fit(x, y, epochs=trainer.total_epochs, verbose=0,
-        ...                     callbacks=[trainer, GrowthCheckpoint(folder, trainer, config={}), stop])
-        >>> trainer.finished
-        False
-        >>> model, state = read_checkpoint(folder)
-        >>> trainer = LayerwiseTrainer(stages, 10, kmeans_data=x, verbose=0)
-        >>> trainer = trainer.restore(state["stage_results"], state["epochs_done"], state["trainer"],
-        ...                           state["best_weights"])
-        >>> history = model.fit(x, y, epochs=trainer.total_epochs, initial_epoch=state["epochs_done"],
-        ...                     callbacks=[trainer], verbose=0)
-        >>> state["epochs_done"], trainer.finished, len(model.layers)
-        (1, True, 5)
+        >>> trainer = LayerwiseTrainer([Stage(8, 3, clusters=8), Stage(8, 3)], 10, kmeans_data=x, verbose=0)
+        >>> trainer.restore([{"stage": 1}], epochs_done=1).progress()["stage"], trainer.finished
+        (1, False)
         """
         epochs_done = int(epochs_done)
         if not 0 <= epochs_done <= self.total_epochs:
@@ -352,14 +317,9 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         if progress is None:
             if any(stage.patience is not None for stage in self.stages):
                 raise ValueError("LayerwiseTrainer.restore: stages that stop on convergence need the saved progress.")
-            ends = np.cumsum(self._budgets)
-            finished = int(np.searchsorted(ends, epochs_done, side="right"))
-            progress = _fresh_progress()
-            progress.update(stage=finished, ended=[int(e) - 1 for e in ends[:finished]],
-                            stage_epochs=epochs_done - (int(ends[finished - 1]) if finished else 0),
-                            finished=finished == len(self.stages))
+            progress = progress_after(self._budgets, epochs_done)
         else:
-            progress = {**_fresh_progress(), **progress}
+            progress = {**fresh_progress(), **progress}
         if len(stage_results) != progress["stage"]:
             raise ValueError(
                 f"LayerwiseTrainer.restore: after {epochs_done} epochs {progress['stage']} stage(s) are done, "
@@ -448,14 +408,14 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         if self._scheduled is not None:
             self.model.optimizer.learning_rate, logs["learning_rate"] = self._scheduled
             self._scheduled = None
-        elif "learning_rate" in self._figure_keys():
+        elif "learning_rate" in self._figure_keys:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         progress = self._progress
         index = progress["stage"]
         if index >= len(self.stages):
             raise RuntimeError(f"LayerwiseTrainer: epoch {epoch + 1} ran after the growth was complete.")
         logs["stage"] = index + 1
-        for key in self._figure_keys():
+        for key in self._figure_keys:
             logs.setdefault(key, float("nan"))  # known only at a clustered stage's end
         check_finite(self.model, index + 1, epoch, logs)
         progress["stage_epochs"] += 1
@@ -468,11 +428,12 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         if not converged and progress["stage_epochs"] < self._budgets[index]:
             return
         if progress["best_epoch"] is not None and progress["best_epoch"] != epoch:
-            self._restore_best_weights()
+            for variable, value in zip(self.model.trainable_variables, self._best_weights):
+                variable.assign(value)  # the stage's best epoch
         stage_logs = progress["best_logs"] if progress["best_logs"] is not None else logs
         result = {"stage": index + 1}
         result.update({k: float(v) for k, v in stage_logs.items()
-                       if k != "stage" and not (k in self._figure_keys() and math.isnan(float(v)))})
+                       if k != "stage" and not (k in self._figure_keys and math.isnan(float(v)))})
         result["epochs"] = progress["stage_epochs"]
         if self.params.get("steps"):
             result["steps"] = progress["stage_epochs"] * int(self.params["steps"])
@@ -487,15 +448,14 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             logs.update(figures)
             result.update(figures)
             result["kmeans_counts"] = counts
-        stage_seconds = (time.perf_counter() if next_start is None else next_start) - self._stage_start
-        logs["stage_seconds"] = stage_seconds
-        result["stage_seconds"] = stage_seconds
+        end = time.perf_counter() if next_start is None else next_start
+        logs["stage_seconds"] = result["stage_seconds"] = end - self._stage_start
         self._stage_start = next_start  # the next stage's time starts with its growth (a cluster-first k-means)
         result["warnings"] = diagnose(result, index + 1, self.num_classes,
                                       self.stage_results[-1] if self.stage_results else None)
         self.stage_results.append(result)
         ended = progress["ended"] + [int(epoch)]
-        self._progress = _fresh_progress()
+        self._progress = fresh_progress()
         self._progress.update(stage=index + 1, ended=ended, finished=index + 1 == len(self.stages),
                               patch_figures=pending)
         self._best_weights = None
@@ -506,18 +466,11 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         if self.finished and epoch + 1 < self.params.get("epochs", epoch + 1):
             self.model.stop_training = True  # the last stage converged before fit's epochs ran out
 
-    def _figure_keys(self):
-        return epoch_figure_keys(self.stages)
-
     def on_train_end(self, logs=None):
         if not self.finished:
             index = self._progress["stage"]
             warnings.warn(incomplete_message(index + 1, len(self.stages), self._progress["stage_epochs"],
                                              self._budgets[index]), GrowthIncompleteWarning, stacklevel=2)
-
-    def _restore_best_weights(self):
-        for variable, value in zip(self.model.trainable_variables, self._best_weights):
-            variable.assign(value)
 
     def _cluster(self, model, index):
         """Runs stage `index + 1`'s k-means on the embeddings of its convolution (the model's prefix up to it)."""

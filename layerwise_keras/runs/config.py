@@ -37,7 +37,7 @@ Top level:
   resumable.
 - `probe_epochs`: int >= 0 (default 0): after growth, train a fresh readout on
   each paper-order stage's frozen code for this many epochs and report its
-  accuracy beside the stage's own (`pipeline.probe_codes`).
+  accuracy beside the stage's own (`probes.probe_codes`).
 
 `dataset`:
 

@@ -22,7 +22,6 @@ It refuses a non-empty `output_dir` unless `overwrite=True`. While it grows,
 deleted once the artifacts are written.
 """
 
-import copy
 import datetime
 import json
 import os
@@ -32,12 +31,11 @@ import warnings
 
 import keras
 
-from layerwise_keras import datasets
 from layerwise_keras.clustering.purity import stage_purities
 from layerwise_keras.datasets.checks import check_splits
 from layerwise_keras.datasets.splits import load_splits
 from layerwise_keras.export.artifacts import save_artifacts
-from layerwise_keras.growth.builder import code_probe_model, end_to_end_model, input_model
+from layerwise_keras.growth.builder import end_to_end_model, input_model
 from layerwise_keras.growth.checkpoint import GrowthCheckpoint, read_checkpoint
 from layerwise_keras.growth.inspect import assignments
 from layerwise_keras.growth.stage import Stage
@@ -46,47 +44,12 @@ from layerwise_keras.growth.trainer import LayerwiseTrainer
 from layerwise_keras.runs.config import validate_config
 from layerwise_keras.runs.folders import CHECKPOINT, remove_stale_artifacts, check_output_dir
 from layerwise_keras.runs.machine import machine_info
-
-
-def _compile(model, config):
-    model.compile(
-        # a copy: keras.optimizers.get rewrites the dict it is given (lower-cases class_name)
-        optimizer=keras.optimizers.get(copy.deepcopy(config["optimizer"])),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def _lr_schedule(model, stage, epochs):
-    """A LearningRateScheduler that follows `stage.schedule` over `epochs` from the compiled rate."""
-    base = float(model.optimizer.learning_rate)
-    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: stage.learning_rate(base, epoch, epochs))
-
-
-def _train_data(config, splits, seed, epoch=0, arrays=False):
-    """Training and validation batches.
-
-    `tf.data` on TensorFlow; NumPy `ArrayBatches` on other backends, to
-    augment, and with `arrays=True` (checkpointed runs: its batches depend on
-    the epoch only, so a resumed run sees the same ones).
-    """
-    batch_size = config["batch_size"]
-    augment = bool(config["dataset"].get("options", {}).get("augment", False))
-    if keras.backend.backend() == "tensorflow" and not augment and not arrays:
-        train = datasets.from_arrays(
-            splits["x_train"], splits["y_train"], batch_size=batch_size, shuffle=True, seed=seed
-        )
-        return train, datasets.from_arrays(splits["x_val"], splits["y_val"], batch_size=batch_size)
-    train = datasets.ArrayBatches(
-        splits["x_train"], splits["y_train"], batch_size=batch_size, shuffle=True, augment=augment, seed=seed,
-        epoch=epoch,
-    )
-    return train, (splits["x_val"], splits["y_val"])
+from layerwise_keras.runs.probes import add_probe_figures, probe_codes
+from layerwise_keras.runs.training import compile_model, lr_schedule, train_data
 
 
 def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose, initial_epoch=0, arrays=False, fit=True):
-    train, val = _train_data(config, splits, seed, epoch=initial_epoch, arrays=arrays)
+    train, val = train_data(config, splits, seed, epoch=initial_epoch, arrays=arrays)
     start = time.perf_counter()
     history = keras.callbacks.History()
     if fit:
@@ -199,7 +162,7 @@ def _grow(config, splits, stages, seed, verbose, callbacks, checkpoint_dir, resu
         trainer.restore(state["stage_results"], state["epochs_done"], state.get("trainer"), state["best_weights"])
         initial_epoch, past = state["epochs_done"], state["history"]
     else:
-        model = _compile(input_model(splits["x_train"].shape[1:], name=config.get("name") or "layerwise"), config)
+        model = compile_model(input_model(splits["x_train"].shape[1:], name=config.get("name") or "layerwise"), config)
     extra = list(callbacks)
     if checkpoint_dir is not None:
         extra.append(GrowthCheckpoint(checkpoint_dir, trainer, config, history=past, every=checkpoint_every))
@@ -219,93 +182,6 @@ def _grow(config, splits, stages, seed, verbose, callbacks, checkpoint_dir, resu
     if resume:
         figures["resumed_from_epoch"] = initial_epoch
     return model, figures
-
-
-def probe_codes(model, config, splits, seed=0, verbose=0):
-    """Trains a fresh readout on each paper-order stage's frozen code: what its clustering step cost.
-
-    For every clustered stage `n` in the paper's order (train, then cluster
-    the embeddings), `growth.builder.code_probe_model` puts a new readout of
-    the stage's kind on the grown model's frozen layers up to stage `n`'s
-    code and trains it for `config["probe_epochs"]` epochs on the training
-    data (same optimiser, batch size, augmentation and stage `schedule`);
-    the grown model is not changed. A cluster-first stage
-    (`Stage(cluster="patches")`) is skipped: its own accuracy is already a
-    head trained on its code.
-
-    Args:
-        model: the grown `keras.Sequential`.
-        config: a validated configuration dict with `probe_epochs` >= 1.
-        splits: the dict of `load_splits`.
-        seed: int, seeds the readouts and shuffling.
-        verbose: Keras verbosity for `fit`.
-
-    Returns:
-        A dict `{n: figures}` with `code_probe_val_accuracy` (validation
-        accuracy after the last probe epoch), `code_probe_epochs` and
-        `code_probe_seconds` (`add_probe_figures` puts them into the stage
-        figures).
-
-    Example:
-
-    `model`: a model grown with `config`'s stages (two clustered, as `grow`
-    does); `config`, `splits`: a small configuration and its data.
-
-    >>> probes = probe_codes(model, dict(config, probe_epochs=1), splits)
-    >>> sorted(probes), sorted(probes[1])
-    ([1, 2], ['code_probe_epochs', 'code_probe_seconds', 'code_probe_val_accuracy'])
-    """
-    epochs = int(config.get("probe_epochs") or 0)
-    if epochs < 1:
-        raise ValueError(f"probe_codes: config probe_epochs must be >= 1, got {config.get('probe_epochs')!r}.")
-    stages = [Stage.from_config(s) for s in config["stages"]]
-    results = {}
-    for n, stage in enumerate(stages[:-1], start=1):
-        if stage.cluster == "patches":
-            continue
-        keras.utils.set_random_seed(seed + n)
-        probe = _compile(code_probe_model(model, stage, n, splits["num_classes"], seed=seed), config)
-        callbacks = [] if stage.schedule is None else [_lr_schedule(probe, stage, epochs)]
-        train, val = _train_data(config, splits, seed)
-        start = time.perf_counter()
-        history = probe.fit(train, epochs=epochs, validation_data=val, callbacks=callbacks, verbose=verbose,
-                            shuffle=False)  # `train` reshuffles itself every epoch
-        accuracy = float(history.history["val_accuracy"][-1])
-        results[n] = {"code_probe_val_accuracy": accuracy, "code_probe_epochs": epochs,
-                      "code_probe_seconds": time.perf_counter() - start}
-    return results
-
-
-def add_probe_figures(stages, probes):
-    """Puts `probe_codes` figures into per-stage figures, with `clustering_cost`.
-
-    Args:
-        stages: list of per-stage figure dicts (stage `n` at index `n - 1`),
-            updated in place.
-        probes: the dict `probe_codes` returns.
-
-    Returns:
-        `stages`; `clustering_cost` is the stage's `val_accuracy` (before
-        clustering) minus `code_probe_val_accuracy`, where the stage has one.
-
-    Example:
-
-    Typically `add_probe_figures(figures["stages"], probe_codes(model,
-    config, splits))` after `grow`:
-
-    >>> stages = [{"stage": 1, "val_accuracy": 0.9}, {"stage": 2}]
-    >>> probes = {1: {"code_probe_val_accuracy": 0.85, "code_probe_epochs": 2, "code_probe_seconds": 1.5},
-    ...           2: {"code_probe_val_accuracy": 0.5, "code_probe_epochs": 2, "code_probe_seconds": 1.5}}
-    >>> stages = add_probe_figures(stages, probes)
-    >>> round(stages[0]["clustering_cost"], 6), "clustering_cost" in stages[1]
-    (0.05, False)
-    """
-    for n, result in probes.items():
-        stage = stages[n - 1]
-        stage.update(result)
-        if stage.get("val_accuracy") is not None:
-            stage["clustering_cost"] = stage["val_accuracy"] - result["code_probe_val_accuracy"]
-    return stages
 
 
 def _grow_cached(config, splits, stages, seed, verbose):
@@ -384,7 +260,7 @@ def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
     check_splits(splits)
     keras.utils.set_random_seed(seed)
     stages = [Stage.from_config(s) for s in config["stages"]]
-    model = _compile(
+    model = compile_model(
         end_to_end_model(stages, splits["x_train"].shape[1:], splits["num_classes"], seed=seed), config
     )
     steps_per_epoch = -(-len(splits["x_train"]) // config["batch_size"])
@@ -400,7 +276,7 @@ def end_to_end(config, splits, seed=0, verbose=1, callbacks=()):
             mode="max" if "acc" in monitor else "min", restore_best_weights=True))
     scheduled = [s for s in stages if s.schedule is not None]
     if scheduled:
-        callbacks.append(_lr_schedule(model, scheduled[-1], epochs))
+        callbacks.append(lr_schedule(model, scheduled[-1], epochs))
     history, train_seconds, test_accuracy = _fit_and_test(
         model, config, splits, seed, callbacks, epochs, verbose
     )

@@ -26,7 +26,8 @@ import importlib.util
 import sys
 
 # The modules whose import registers a serializable class (`@keras.saving.register_keras_serializable`).
-# Each imports nothing of this package but its (lazy) parent package, so importing it never makes a cycle.
+# Each imports nothing of this package but its (lazy) parent package and the table of stage kinds
+# (`growth.kinds`, which imports no Keras), so importing it never makes a cycle.
 SERIALIZABLE_MODULES = ("layerwise_keras.growth.layers", "layerwise_keras.growth.sequential")
 
 

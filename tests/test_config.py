@@ -352,7 +352,7 @@ def test_stage_schema_matches_stage_fields_and_choices():
 
     from layerwise_keras.clustering.kmeans import KMeans
     from layerwise_keras.growth import stage as stage_module
-    from layerwise_keras.growth.layers import ASSIGNMENTS
+    from layerwise_keras.growth.kinds import ASSIGNMENTS
 
     types = config_module.STAGE_TYPES
     assert list(types) == [f.name for f in dataclasses.fields(Stage)]

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from layerwise_keras import export
-from layerwise_keras.growth.layers import ASSIGNMENTS, ClusterAssignment
+from layerwise_keras.growth.kinds import ASSIGNMENTS
+from layerwise_keras.growth.layers import ClusterAssignment
 from layerwise_keras.clustering.purity import stage_purities
 from layerwise_keras.growth import assignments
 

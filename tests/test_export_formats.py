@@ -22,7 +22,8 @@ import pytest
 
 from layerwise_keras import cli, export
 from layerwise_keras.runs import exporting
-from layerwise_keras.growth.layers import ASSIGNMENTS
+from layerwise_keras.growth import kinds
+from layerwise_keras.growth.kinds import ASSIGNMENTS
 
 from helpers import grown_style_model
 
@@ -49,9 +50,6 @@ TRAINED_CONFIG = {
     "seed": 0,
 }
 
-# LiteRT ops each assignment mode must convert to.
-ASSIGNMENT_OPS = {"hard": {"ARG_MAX", "ONE_HOT"}, "nearest": {"TOPK_V2", "CUMSUM"}, "soft": {"SOFTMAX"},
-                  "triangle": {"SQRT", "MEAN"}}
 
 
 def _hand_built(assignment, seed=0):
@@ -238,7 +236,7 @@ def test_float_artifacts_match_keras(hand_built, mode, fmt):
 @pytest.mark.parametrize("mode", ASSIGNMENTS)
 def test_litert_graph_has_the_assignment_ops_and_only_builtins(hand_built, mode):
     ops = {d["op"] for d in export.describe_litert(hand_built[mode].litert)}
-    assert ASSIGNMENT_OPS[mode] <= ops
+    assert kinds.BY_NAME[mode].litert_ops <= ops
     assert {"CONV_2D", "FULLY_CONNECTED"} <= ops
     assert not any("FLEX" in op or op == "CUSTOM" for op in ops), ops  # no TF Select / custom ops
 

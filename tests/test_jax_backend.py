@@ -104,7 +104,7 @@ def test_readme_snippets_run_unchanged_on_jax(fresh_python, tmp_path):
 
 KINDS_SCRIPT = BLOCK_TENSORFLOW + r"""
 import keras, numpy as np
-from layerwise_keras.growth.layers import nearest_mask
+from layerwise_keras.growth.codes import nearest_mask
 from layerwise_keras.runs.config import load_config
 from layerwise_keras.runs.pipeline import grow, load_splits
 

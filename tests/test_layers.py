@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from layerwise_keras.growth.layers import ASSIGNMENTS, ClusterAssignment
+from layerwise_keras.growth.kinds import ASSIGNMENTS
+from layerwise_keras.growth.layers import ClusterAssignment
 
 K = 7
 D = 5

@@ -16,21 +16,13 @@ import pytest
 
 from layerwise_keras import Stage, registration
 from layerwise_keras.export import to_portable_model
+from layerwise_keras.growth import kinds
 from layerwise_keras.growth.builder import grown_model
 from layerwise_keras.growth.names import stage_layer
 from layerwise_keras.growth.cached import grow_cached
 
-# One config per stage kind the builder knows (assignments, whitening, cluster-first, gate, hand-offs, heads).
-KINDS = {
-    "hard_flatten": [Stage(8, 3, clusters=6), Stage(8, 3)],
-    "soft_pooled": [Stage(8, 3, clusters=6, assignment="soft", temperature=0.5, readout="pooled", pool_size=2),
-                    Stage(8, 3)],
-    "nearest_q2_whitened": [Stage(8, 3, clusters=6, assignment="nearest", q=2, whiten=1e-2), Stage(8, 3)],
-    "triangle_gated_bottleneck": [
-        Stage(None, 3, clusters=6, cluster="patches", assignment="triangle", whiten=1e-2, readout="pooled",
-              pool_size=2, bottleneck=4, gate=4, handoff="bottleneck"),
-        Stage(8, 3, padding="same", input_pool=2)],
-}
+# One growth per row of the table of stage kinds (assignments, whitening, cluster-first, heads, hand-offs, gate).
+KINDS = {kind.name: [Stage(**arguments) for arguments in kind.example] for kind in kinds.KINDS}
 
 LOADER = r"""
 import json, os, sys

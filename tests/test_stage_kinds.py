@@ -17,7 +17,8 @@ from layerwise_keras import export
 from layerwise_keras.clustering.whitening import WhitenedStream, fit_zca
 from layerwise_keras.growth.builder import grown_model
 from layerwise_keras.growth.names import stage_layer
-from layerwise_keras.growth.layers import ClusterAssignment, nearest_mask
+from layerwise_keras.growth.codes import nearest_mask
+from layerwise_keras.growth.layers import ClusterAssignment
 
 
 def _reference_zca(x, epsilon):

@@ -170,9 +170,9 @@ def export_litert(model_or_saved_model_path, path, representative_data=None, int
     exported (as `serving_model(model)`, to a temporary folder), then
     `tf.lite.TFLiteConverter.from_saved_model` converts it with the LiteRT
     builtin op set only (no TF Select ops), so the file runs with
-    `ai_edge_litert.interpreter.Interpreter` (see `predict_litert`). Hard
-    assignments become `ARG_MAX` + `ONE_HOT`, soft ones `SOFTMAX`, triangle
-    ones `SQRT` + `MEAN` + `RELU`.
+    `ai_edge_litert.interpreter.Interpreter` (see `predict_litert`). The ops
+    each stage kind becomes are in `growth.kinds.KINDS` (`litert_ops`; e.g.
+    a hard assignment: `ARG_MAX` + `ONE_HOT`).
 
     With `int8=True` the post-training quantisation is calibrated on
     `representative_data`: convolutions and the readout (`CONV_2D`,

@@ -3,9 +3,9 @@
 * `to_portable_model(model)`: the same network as a functional Keras model.
   Each `ClusterAssignment` becomes a frozen `Dense` layer named
   `stage{i}_assign` whose outputs are the nearest-centroid scores
-  `e . 2c_k - ||c_k||^2`, followed by the assignment written with ops
-  (`argmax` + `one_hot` for `"hard"`, `top_k` + comparisons + `cumsum` for
-  `"nearest"`). A whitening stage's ZCA comes first, as a frozen `Dense`
+  `e . 2c_k - ||c_k||^2`, followed by the assignment's code function
+  (`growth.codes`) applied to them as ops; `growth.kinds.KINDS` lists the
+  LiteRT and ONNX ops each kind becomes. A whitening stage's ZCA comes first, as a frozen `Dense`
   layer `stage{i}_whiten` (kernel `W`, bias `-mean @ W`). An assignment that
   keeps its input (`Stage(gate=...)`) is followed by a `Concatenate` of the
   code and that input, and its `CodeGate` becomes two `Dense` layers
@@ -20,8 +20,9 @@ import keras
 from keras import ops
 
 from layerwise_keras import compat
+from layerwise_keras.growth.kinds import code_function
 from layerwise_keras.growth.names import layer_name, parse_layer_name
-from layerwise_keras.growth.layers import ClusterAssignment, CodeGate, assign_from_scores
+from layerwise_keras.growth.layers import ClusterAssignment, CodeGate
 
 
 def _whiten_name(assign_name):
@@ -72,7 +73,7 @@ def to_portable_model(model):
             dense = keras.layers.Dense(layer.n_clusters, trainable=False, name=layer.name)
             scores = dense(x)
             dense.set_weights([kernel, bias])
-            x = assign_from_scores(x, scores, layer.assignment, layer.n_clusters, layer.temperature, layer.q)
+            x = code_function(layer.assignment)(x, scores, layer.n_clusters, layer.temperature, layer.q)
             if layer.keep_input:
                 x = keras.layers.Concatenate(name=f"{layer.name}_keep_input")([x, kept])
         elif isinstance(layer, CodeGate):

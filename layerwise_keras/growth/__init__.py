@@ -1,7 +1,8 @@
 """Growth: stages, the one model builder, the `LayerwiseTrainer` callback, cached growth, checkpoints.
 
 - `Stage` (`stage`), `ClusterAssignment`, `CodeGate` (`layers`),
-  `LayerwiseSequential` (`sequential`).
+  `LayerwiseSequential` (`sequential`); the table of stage kinds (`kinds`)
+  and the assignments' code functions (`codes`).
 - `input_model`, `grown_model`, `end_to_end_model`, the stage-layer registry
   (`builder`).
 - `LayerwiseTrainer` (`trainer`), `assignments` (`inspect`).
@@ -10,14 +11,14 @@
 
 The names below load on first access, as the top level does, so that importing
 `growth.layers` or `growth.sequential` (what `registration` does) imports
-nothing else of the package.
+nothing else of the package but the table of kinds and the code functions.
 """
 
 from layerwise_keras.lazy import lazy_attributes
 
 # Public names -> the module that defines them.
 _EXPORTS = {
-    "ASSIGNMENTS": "layers",
+    "ASSIGNMENTS": "kinds",
     "ClusterAssignment": "layers",
     "CodeGate": "layers",
     "LayerwiseSequential": "sequential",

@@ -11,8 +11,8 @@ trains each stage's trainable layers alone (a `keras.Sequential` sharing
 them) on the cached output of the frozen layers in front of them:
 
 * an int16 map of cluster ids `[n, h, w]` when that output is a hard code
-  (`assignment="hard"`, or `"nearest"` with `q=1`): one-hot again per batch,
-  exactly;
+  (`growth.kinds.caches_as_ids`: `assignment="hard"`, or `"nearest"` with
+  `q=1`): one-hot again per batch, exactly;
 * float16 otherwise: a pooled code (a stage's `input_pool`, or a pooled
   head's average pooling over a cluster-first code), a soft / triangle /
   multi-hot code, a handed-on bottleneck, the code and patch a gated head
@@ -45,6 +45,7 @@ import tensorflow as tf
 from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, drop_readout, freeze_stage,
                                             input_model)
 from layerwise_keras.growth.diagnostics import StageWarning, diagnose
+from layerwise_keras.growth.kinds import caches_as_ids
 from layerwise_keras.growth.layers import ClusterAssignment
 from layerwise_keras.growth.names import stage_layer
 from layerwise_keras.growth.stage_clustering import EmbeddingStream, cluster_stage
@@ -62,8 +63,7 @@ def _epoch_orders(n, seed):
 
 
 def _is_hard(layer):
-    return isinstance(layer, ClusterAssignment) and not layer.keep_input and (
-        layer.assignment == "hard" or (layer.assignment == "nearest" and layer.q == 1))
+    return isinstance(layer, ClusterAssignment) and caches_as_ids(layer.assignment, layer.q, layer.keep_input)
 
 
 def _apply(layers, x):

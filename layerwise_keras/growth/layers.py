@@ -17,68 +17,7 @@ and two matrix products.
 import keras
 from keras import ops
 
-ASSIGNMENTS = ("hard", "nearest", "soft", "triangle")
-
-
-def nearest_mask(scores, q):
-    """The multi-hot mask of the `q` highest scores (the q nearest centroids), with `keras.ops`.
-
-    Exactly `q` ones per position. Ties are broken toward the lower centroid
-    index, as `argmax` does: the mask holds every centroid scoring above the
-    q-th highest score, then the lowest-indexed of those scoring exactly the
-    q-th highest until there are q. So `q = 1` is `one_hot(argmax(scores))`,
-    the hard assignment, bit for bit. The result does not depend on how a
-    backend's `top_k` orders ties (only the q-th value is taken from it).
-
-    Args:
-        scores: float tensor `[..., K]`, higher = nearer.
-        q: int, 1 <= q <= K.
-
-    Returns:
-        Tensor `[..., K]` of 0/1 in `scores`' dtype.
-
-    Example:
-
-    >>> import numpy as np
-    >>> np.asarray(nearest_mask(np.array([[0.5, 2.0, 0.5, 1.0]], "float32"), 2))
-    array([[0., 1., 0., 1.]], dtype=float32)
-    """
-    threshold = ops.top_k(scores, int(q), sorted=True)[0][..., int(q) - 1 :]
-    above = ops.cast(ops.greater(scores, threshold), scores.dtype)
-    tied = ops.cast(ops.equal(scores, threshold), scores.dtype)
-    room = float(q) - ops.sum(above, axis=-1, keepdims=True)
-    return above + tied * ops.cast(ops.less_equal(ops.cumsum(tied, axis=-1), room), scores.dtype)
-
-
-def assign_from_scores(x, scores, assignment, n_clusters, temperature=1.0, q=1):
-    """Turns nearest-centroid scores into an assignment, with `keras.ops`.
-
-    Works on real and symbolic tensors alike (the portable export applies it
-    to `keras.Input` tensors).
-
-    Args:
-        x: float tensor `[..., dim]`, the (whitened, if the stage whitens)
-            embeddings the scores were computed from.
-        scores: float tensor `[..., n_clusters]`, `x . 2c_k - ||c_k||^2`.
-        assignment: one of `ASSIGNMENTS`.
-        n_clusters: int, K.
-        temperature: the `"soft"` temperature.
-        q: int, the number of nearest centroids of `"nearest"`.
-
-    Returns:
-        Float tensor `[..., n_clusters]`.
-    """
-    if assignment == "hard":
-        return ops.one_hot(ops.argmax(scores, axis=-1), n_clusters, dtype=x.dtype)
-    if assignment == "nearest":
-        return nearest_mask(scores, q)
-    # ||x - c||^2 = ||x||^2 - scores, clamped at 0 against rounding.
-    sq_dist = ops.relu(ops.sum(ops.square(x), axis=-1, keepdims=True) - scores)
-    if assignment == "soft":
-        return ops.softmax(-sq_dist / temperature, axis=-1)
-    dist = ops.sqrt(sq_dist)
-    return ops.relu(ops.mean(dist, axis=-1, keepdims=True) - dist)
-
+from layerwise_keras.growth.kinds import ASSIGNMENTS, code_function
 
 @keras.saving.register_keras_serializable(package="layerwise_keras")
 class ClusterAssignment(keras.layers.Layer):
@@ -93,7 +32,7 @@ class ClusterAssignment(keras.layers.Layer):
     * `"hard"` (the paper): the one-hot vector of the nearest centroid.
     * `"nearest"`: the multi-hot mask of the `q` nearest centroids (Brutzkus
       et al. 2022; exactly q ones, ties broken toward the lower index, see
-      `nearest_mask`); `q = 1` is `"hard"`.
+      `growth.codes.nearest_mask`); `q = 1` is `"hard"`.
     * `"soft"`: `softmax(-||e - c_k||^2 / temperature)` over the centroids.
     * `"triangle"` (Coates, Lee & Ng 2011): `max(0, mean_k(d_k) - d_k)` with
       `d_k = ||e - c_k||`.
@@ -295,7 +234,7 @@ class ClusterAssignment(keras.layers.Layer):
     def call(self, x):
         z = self.whitened(x)
         scores = self.whitened_scores(z)
-        code = assign_from_scores(z, scores, self.assignment, self.n_clusters, self.temperature, self.q)
+        code = code_function(self.assignment)(z, scores, self.n_clusters, self.temperature, self.q)
         return ops.concatenate([code, x], axis=-1) if self.keep_input else code
 
     def compute_output_shape(self, input_shape):

@@ -5,7 +5,7 @@ import dataclasses
 import math
 
 from layerwise_keras.clustering.kmeans import KMeans
-from layerwise_keras.growth.layers import ASSIGNMENTS
+from layerwise_keras.growth.kinds import ASSIGNMENTS
 
 
 READOUTS = ("flatten", "global_avg", "pooled")

@@ -104,6 +104,8 @@ import json
 import numbers
 import os
 
+from layerwise_keras.growth.kinds import ASSIGNMENTS
+
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 REQUIRED = ("dataset", "stages", "optimizer", "batch_size")
 OPTIONAL = ("name", "seed", "description", "cache", "probe_epochs")
@@ -124,7 +126,7 @@ REAL_OPTION_TYPES = {"data_dir": "str?", "normalize": ("unit", "standardize", "n
 STAGE_TYPES = {
     "width": "int?", "kernel_size": "ints", "strides": "ints?", "clusters": "int?", "epochs": "int",
     "steps": "int?", "patience": "int?", "monitor": "str", "min_delta": "number",
-    "assignment": ("hard", "nearest", "soft", "triangle"), "temperature": "number", "q": "int",
+    "assignment": ASSIGNMENTS, "temperature": "number", "q": "int",
     "whiten": "number?", "readout": ("flatten", "global_avg", "pooled"), "pool_size": "ints",
     "pool_strides": "ints?", "bottleneck": "int", "batchnorm": "bool", "hidden": "int?",
     "schedule": (None, "cosine", "step"), "padding": ("valid", "same"), "input_pool": "ints?",

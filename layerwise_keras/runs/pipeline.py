@@ -67,11 +67,11 @@ def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose, initi
 # A clustered stage whose test purity is this much below the stage before's gets a warning.
 PURITY_DROP = 0.25
 
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "stage")
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "stage", "learning_rate")
 
 
 def _epoch_history(per_key):
-    """The per-epoch lists (loss, accuracy, val_*, stage) of a `History.history`-like dict, as floats/ints."""
+    """The per-epoch lists (loss, accuracy, val_*, stage, learning_rate) of a `History.history`-like dict."""
     return {
         k: [int(v) if k == "stage" else float(v) for v in per_key[k]]
         for k in HISTORY_KEYS if k in per_key
@@ -201,7 +201,7 @@ def _grow_cached(config, splits, stages, seed, verbose):
 
 def _figures(model, splits, stage_results, test_accuracy, train_seconds, history):
     per_stage = [dict(r) for r in stage_results]
-    if splits["latents_test"] is not None and len(per_stage) > 1:
+    if splits.get("latents_test") is not None and len(per_stage) > 1:
         maps = assignments(model, splits["x_test"])
         for result, value in zip(per_stage, stage_purities(maps, splits["latents_test"])):
             result["test_purity"] = value

@@ -20,6 +20,7 @@ space = {
     "assignment": ["hard", "soft"],    # per clustered stage
     "q": [1, 8],                       # q of "nearest" (other assignments use q = 1)
     "whiten": [0, 1e-2],               # ZCA epsilon before k-means; 0 (or null) = none
+    "gate": [[64, 0]],                 # a gated stage's C (handoff="bottleneck" stages only); 0 = none
     "epochs": [1, 2],                  # epochs of each stage
     "learning_rate": {"min": 1e-3, "max": 1e-2, "sampling": "log"},
 }
@@ -27,8 +28,8 @@ space = {
 
 A flat list gives every stage the same choices, each stage tuned on its own
 (hyperparameters `stage1_width`, `stage2_width`, ...); a list of lists gives
-one list per stage (per clustered stage for `clusters`, `assignment`, `q`
-and `whiten`); a
+one list per stage (per clustered stage for `clusters`, `assignment`, `q`,
+`whiten` and `gate`: the keys of `growth.kinds.KNOBS`); a
 scalar fixes the value. `learning_rate` is a `{"min", "max", "sampling"}`
 range (`"log"` by default), a list of values, or one number. The geometry
 (kernel size and stride) of all stages is one joint choice, hyperparameter
@@ -77,11 +78,12 @@ import numpy as np
 
 from layerwise_keras import compat, datasets
 from layerwise_keras.growth.builder import grown_model, input_model
-from layerwise_keras.growth.stage import Stage
 from layerwise_keras.growth.diagnostics import STAGE_FIGURES
+from layerwise_keras.growth.kinds import KNOBS
+from layerwise_keras.growth.stage import Stage
 from layerwise_keras.growth.trainer import LayerwiseTrainer
 from layerwise_keras.runs.config import validate_config
-from layerwise_keras.tuning.space import default_space, geometry_name, parse_geometry, validate_space
+from layerwise_keras.tuning.space import CLUSTERED_KEYS, default_space, geometry_name, parse_geometry, validate_space
 
 
 TESTED_KERAS_TUNER = "1.4.8"
@@ -210,17 +212,21 @@ class LayerwiseHyperModel(keras_tuner.HyperModel):
 
     def _values(self, hp):
         """Registers the space in `hp` and returns the chosen values."""
-        space, n = self.space, len(self.config["stages"])
+        space = self.space
         chosen = {}
         if space["geometry"] is not None:
             chosen["geometry"] = parse_geometry(
                 self._pick(hp, "geometry", [geometry_name(g) for g in space["geometry"]])
             )
-        for i in range(n):
-            for key in ("width", "clusters", "assignment", "q", "whiten", "epochs"):
+        for i, stage in enumerate(self.config["stages"]):
+            for key in ("width",) + CLUSTERED_KEYS + ("epochs",):
                 lists = space[key]
-                if lists is not None and i < len(lists) and lists[i] != [None]:  # [None]: a patch stage's width
-                    chosen[f"stage{i + 1}_{key}"] = self._pick(hp, f"stage{i + 1}_{key}", lists[i])
+                if lists is None or i >= len(lists) or lists[i] == [None]:  # [None]: a patch stage's width
+                    continue
+                knob = KNOBS.get(key)
+                if knob is not None and knob.needs is not None and not knob.needs(Stage.from_config(stage)):
+                    continue  # a field this stage does not have (a gate without a bottleneck hand-off)
+                chosen[f"stage{i + 1}_{key}"] = self._pick(hp, f"stage{i + 1}_{key}", lists[i])
         lr = space["learning_rate"]
         if isinstance(lr, dict):
             chosen["learning_rate"] = hp.Float("learning_rate", lr["min"], lr["max"], sampling=lr["sampling"])
@@ -269,11 +275,11 @@ class LayerwiseHyperModel(keras_tuner.HyperModel):
             if "geometry" in chosen:
                 kernel, stride = chosen["geometry"][i]
                 stage["kernel_size"], stage["strides"] = [kernel, kernel], [stride, stride]
-            for key in ("width", "clusters", "assignment", "q", "epochs"):
+            for key in ("width",) + CLUSTERED_KEYS + ("epochs",):
                 if f"stage{n}_{key}" in chosen:
-                    stage[key] = chosen[f"stage{n}_{key}"]
-            if f"stage{n}_whiten" in chosen:
-                stage["whiten"] = chosen[f"stage{n}_whiten"] or None
+                    value = chosen[f"stage{n}_{key}"]
+                    none = KNOBS[key].none if key in KNOBS else None
+                    stage[key] = None if none is not None and value == none else value
             if stage.get("assignment", "hard") != "nearest":
                 stage["q"] = 1  # q is the nearest assignment's; the others are q = 1
             if budget is not None:

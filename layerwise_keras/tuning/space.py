@@ -11,11 +11,15 @@ import warnings
 import keras
 import numpy as np
 
-from layerwise_keras.growth.layers import ASSIGNMENTS
+from layerwise_keras.growth.kinds import ASSIGNMENTS, KNOBS, halve_double
+from layerwise_keras.growth.stage import Stage
 from layerwise_keras.runs.config import validate_config
 
 
-SPACE_KEYS = ("width", "geometry", "clusters", "assignment", "q", "whiten", "epochs", "learning_rate")
+# The keys of each clustered stage's fields (`growth.kinds.KNOBS`) sit between the stage keys and the rest.
+STAGE_KEYS = ("width", "geometry")
+CLUSTERED_KEYS = tuple(KNOBS)
+SPACE_KEYS = STAGE_KEYS + CLUSTERED_KEYS + ("epochs", "learning_rate")
 
 
 MAX_GEOMETRIES = 10000
@@ -53,19 +57,40 @@ def _check_patch_widths(lists, stages):
     return lists
 
 
-def _check_assignment(value, key):
-    if value not in ASSIGNMENTS:
-        raise ValueError(f"search space: {key} values must be in {ASSIGNMENTS}, got {value!r}.")
-    return value
+def _check_knob(knob):
+    """The check of a `growth.kinds.Knob`'s values: a count, an assignment name or an epsilon; its `none` value
+    (0 or null in the space: keras-tuner has no None choice) where the field may be None."""
+
+    def check(value, key):
+        real = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+        if knob.none is not None and (value is None or (real and value == 0)):
+            return knob.none
+        none = ", or 0 / null for none" if knob.none is not None else ""
+        if knob.values == "assignment":
+            if value not in ASSIGNMENTS:
+                raise ValueError(f"search space: {key} values must be in {ASSIGNMENTS}, got {value!r}.")
+            return value
+        if knob.values == "epsilon":
+            if not real or not value > 0:
+                raise ValueError(f"search space: {key} values must be an epsilon > 0{none}, got {value!r}.")
+            return float(value)
+        if not is_int(value) or value < knob.minimum:
+            raise ValueError(f"search space: {key} values must be integers >= {knob.minimum}{none}, got {value!r}.")
+        return int(value)
+
+    return check
 
 
-def _check_whiten(value, key):
-    """A ZCA epsilon > 0, or 0 / None for no whitening (0 in the hyperparameters: keras-tuner has no None)."""
-    if value is None or (isinstance(value, numbers.Real) and not isinstance(value, bool) and value == 0):
-        return 0.0
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"search space: {key} values must be an epsilon > 0, or 0 / null for none, got {value!r}.")
-    return float(value)
+def _check_needs(lists, key, stages):
+    """A knob that only some stages have (`Knob.needs`, e.g. a gate) is refused on the others."""
+    knob = KNOBS[key]
+    if knob.needs is None:
+        return lists
+    for n, (choices, stage) in enumerate(zip(lists, stages), start=1):
+        if not knob.needs(Stage.from_config(stage)) and choices != [knob.none]:
+            raise ValueError(f"search space: {key} needs {knob.needs_what}; stage {n} has none: give "
+                             f"[{knob.none}] for it, got {choices!r}.")
+    return lists
 
 
 def _check_geometry(value, key):
@@ -255,12 +280,12 @@ def validate_space(space, config, input_shape):
             _per_stage(space["width"], "width", n, _width_or_none, "stage"), stages)
     if "epochs" in space:
         result["epochs"] = _per_stage(space["epochs"], "epochs", n, _check_int(1), "stage")
-    for key, check in (("clusters", _check_int(2)), ("assignment", _check_assignment), ("q", _check_int(1)),
-                       ("whiten", _check_whiten)):
+    for key in CLUSTERED_KEYS:
         if key in space:
             if n == 1:
                 raise ValueError(f"search space: {key} needs clustered stages; the configuration has one stage.")
-            result[key] = _per_stage(space[key], key, n - 1, check, "clustered stage")
+            lists = _per_stage(space[key], key, n - 1, _check_knob(KNOBS[key]), "clustered stage")
+            result[key] = _check_needs(lists, key, stages[:-1])
     if "learning_rate" in space:
         result["learning_rate"] = _check_learning_rate(space["learning_rate"])
 
@@ -305,10 +330,6 @@ def validate_space(space, config, input_shape):
     return result
 
 
-def _halve_double(value, minimum):
-    return sorted({max(minimum, value // 2), value, 2 * value})
-
-
 def _learning_rate_of(optimizer_config):
     try:
         value = keras.optimizers.get(copy.deepcopy(optimizer_config)).get_config().get("learning_rate")
@@ -322,8 +343,9 @@ def default_space(config, tune_epochs=True):
 
     Around the configuration's values: every stage's width in {w/2, w, 2w}
     (`[None]` for a cluster-first stage, whose width is its patch size);
-    every clustered stage's K in {K/2, K, 2K} and its assignment in `hard`,
-    `soft`, `triangle` (the configuration's first); every stage's epochs in
+    every clustered stage's K in {K/2, K, 2K}, its assignment in `hard`,
+    `soft`, `triangle` (the configuration's first) and a gated stage's gate
+    in {C, none} (the defaults of `growth.kinds.KNOBS`); every stage's epochs in
     {e/2, e, 2e} (rounded down, at least 1; left out when `tune_epochs` is
     False, as Hyperband sets the epochs); the learning rate log-uniform in
     [lr/3, 3 lr]. Kernel sizes and strides stay the configuration's (they
@@ -344,16 +366,15 @@ def default_space(config, tune_epochs=True):
     """
     config = validate_config(config)
     stages = config["stages"]
-    space = {"width": [[None] if s["width"] is None else _halve_double(s["width"], 1) for s in stages]}
-    if len(stages) > 1:
-        space["clusters"] = [_halve_double(s["clusters"], 2) for s in stages[:-1]]
-        # "nearest" with the stage's q = 1 is "hard": offered only where the stage already uses it.
-        space["assignment"] = [
-            [s["assignment"]] + [a for a in ASSIGNMENTS if a not in (s["assignment"], "nearest")]
-            for s in stages[:-1]
-        ]
+    space = {"width": [[None] if s["width"] is None else halve_double(s["width"], 1) for s in stages]}
+    clustered = [Stage.from_config(s) for s in stages[:-1]]
+    for key, knob in KNOBS.items():
+        if clustered and knob.default is not None:
+            choices = [knob.default(stage) for stage in clustered]
+            if any(c is not None for c in choices):
+                space[key] = [[knob.none] if c is None else c for c in choices]
     if tune_epochs:
-        space["epochs"] = [_halve_double(s["epochs"], 1) for s in stages]
+        space["epochs"] = [halve_double(s["epochs"], 1) for s in stages]
     lr = _learning_rate_of(config["optimizer"])
     if lr is not None:
         space["learning_rate"] = {"min": float(f"{lr / 3:.6g}"), "max": float(f"{lr * 3:.6g}"), "sampling": "log"}

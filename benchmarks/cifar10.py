@@ -55,6 +55,7 @@ from layerwise_keras import datasets  # noqa: E402
 from layerwise_keras.runs.config import load_config, smoke_config, validate_config  # noqa: E402
 from layerwise_keras.runs.pipeline import end_to_end, grow, load_splits, machine_info  # noqa: E402
 from layerwise_keras.runs.probes import add_probe_figures, probe_codes  # noqa: E402
+from layerwise_keras.runs.training import top1_accuracy  # noqa: E402
 
 PAPER_ACCURACY = 0.734
 DEFAULT_DATA = os.path.join(HERE, os.pardir, os.pardir, "shared", "data")
@@ -123,7 +124,7 @@ def _exact_subset_accuracy(model, config, data_dir):
     out = {}
     for split in ("test_exact", "test_exact_jpeg"):
         x, y = _images(config, split, data_dir)
-        out[split] = float((model.predict(x, batch_size=256, verbose=0).argmax(-1) == y).mean())
+        out[split] = top1_accuracy(model.predict(x, batch_size=256, verbose=0), y)
     return out
 
 
@@ -400,7 +401,7 @@ def add_probes(results_path, model_path, epochs, data_dir, command, seed=0, verb
     config["dataset"].setdefault("options", {})["data_dir"] = data_dir
     splits = load_splits(config["dataset"], seed=seed)
     model = keras.saving.load_model(model_path)
-    test = float((model.predict(splits["x_test"], batch_size=256, verbose=0).argmax(-1) == splits["y_test"]).mean())
+    test = top1_accuracy(model.predict(splits["x_test"], batch_size=256, verbose=0), splits["y_test"])
     if abs(test - report["layerwise"]["test_accuracy"]) > SAME_RUN_TOLERANCE:
         _refuse(f"{model_path} gives test accuracy {test:.4f} on this split, the file {results_path} "
                 f"{report['layerwise']['test_accuracy']:.4f}: not that run's model (or another --seed).")

@@ -36,21 +36,17 @@ combination) and convergence budgets (`Stage(patience=...)`).
 import copy
 import math
 import time
-import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, drop_readout, freeze_stage,
-                                            input_model)
-from layerwise_keras.growth.diagnostics import StageWarning, diagnose
+from layerwise_keras.growth.builder import check_stages, input_model
 from layerwise_keras.growth.kinds import caches_as_ids
 from layerwise_keras.growth.layers import ClusterAssignment
-from layerwise_keras.growth.names import stage_layer
+from layerwise_keras.growth.lifecycle import HISTORY_KEYS, begin_stage, end_stage, report_stage
 from layerwise_keras.growth.stage_clustering import EmbeddingStream, cluster_stage
 
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -240,20 +236,21 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
     val = None if x_val is None else StageInputs(np.asarray(x_val, dtype=np.float32))
     model = input_model(train.shape, name=name)
     last = len(stages) - 1
-    results, history = [], {k: [] for k in HISTORY_KEYS + ("stage", "seconds", "learning_rate")}
+    results, history = [], {k: [] for k in HISTORY_KEYS + ("seconds",)}
     began = time.perf_counter()
     for index, stage in enumerate(stages):
         n = index + 1
         start = time.perf_counter()
         result = {"stage": n}
         begin = len(model.layers)  # model.layers[:begin] are frozen; `train` is their output
-        append_stage(model, stage, n, num_classes, seed, readout=stage.cluster != "patches", owner="grow_cached")
-        if stage.cluster == "patches":  # clustered when it begins, on its (whitened) input patches
-            patches = model.layers[begin:model.layers.index(stage_layer(model, n, "conv")) + 1]
-            kmeans, whitening, figures = cluster_stage(stage, n, _stream(patches, train, kmeans_batch_size, n), seed)
-            result.update(figures)
-            freeze_stage(model, stage, n, kmeans.cluster_centers_, whitening)
-            append_readout(model, stage, n, num_classes, seed)
+
+        def cluster(layer, inputs=train, start=begin, stage=stage, n=n):
+            # k-means of `layer`'s output, computed from the cached input of the layers from `start` on
+            layers = model.layers[start:model.layers.index(layer) + 1]
+            return cluster_stage(stage, n, _stream(layers, inputs, kmeans_batch_size, n), seed)
+
+        begun = begin_stage(model, stage, n, num_classes, cluster, seed, owner="grow_cached")
+        result.update(begun or {})
         split = _first_trainable(model, begin)
         base, val_base = train, val
         train = train.advance(model.layers[begin:split], kmeans_batch_size)
@@ -275,21 +272,16 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
             logs = {k: float(v[-1]) for k, v in fit.history.items()}
             if not np.isfinite(logs["loss"]):
                 raise ValueError(f"grow_cached: the training loss is {logs['loss']} at stage {n}.")
-            for key in HISTORY_KEYS:
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
                 if key in logs:
                     history[key].append(logs[key])
             history["stage"].append(n)
             history["seconds"].append(time.perf_counter() - began)
         result.update(logs)
         if index < last:
-            if stage.cluster == "patches":
-                drop_readout(model, n, keep_bottleneck=stage.handoff == "bottleneck")
-            else:
-                conv = stage_layer(model, n, "conv")
-                embed = model.layers[split:model.layers.index(conv) + 1]
-                kmeans, whitening, figures = cluster_stage(stage, n, _stream(embed, train, kmeans_batch_size, n), seed)
-                result.update(figures)
-                freeze_stage(model, stage, n, kmeans.cluster_centers_, whitening)
+            # A paper-order stage clusters its embeddings from the cache it trained on.
+            figures = end_stage(model, stage, n, lambda layer: cluster(layer, train, split), begun)
+            result.update(figures or {})
             # The next stage's input, from the cache this stage trained on when its layers are all still
             # there, else (a dropped pooled head) from this stage's input.
             if len(model.layers) >= split:
@@ -300,9 +292,6 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                 val = None if val_base is None else val_base.advance(model.layers[begin:], kmeans_batch_size)
         result["stage_seconds"] = time.perf_counter() - start
         result.update(epochs=budget, steps=budget * steps_per_epoch)
-        # The trainer's diagnosis of a likely failed stage (near chance, collapsed clusters), the same messages.
-        result["warnings"] = diagnose(result, n, num_classes, results[-1] if results else None)
-        for message in result["warnings"]:
-            warnings.warn(message, StageWarning, stacklevel=2)
+        report_stage(result, n, num_classes, results[-1] if results else None)  # the trainer's diagnosis
         results.append(result)
     return model, results, history

@@ -34,16 +34,15 @@ import keras
 import numpy as np
 
 from layerwise_keras.datasets.checks import check_images
-from layerwise_keras.growth.builder import (append_readout, append_stage, check_stages, drop_readout, freeze_stage,
-                                            grown_model)
+from layerwise_keras.growth.builder import check_stages, grown_model
 from layerwise_keras.growth.checkpoint import fresh_progress, progress_after
 from layerwise_keras.growth.compiling import recompile_for_stage
 from layerwise_keras.growth.convergence import Convergence, trainable_values
-from layerwise_keras.growth.diagnostics import (GrowthIncompleteWarning, StageWarning, check_finite, diagnose,
-                                                epoch_figure_keys, incomplete_message, stage_line,
-                                                stage_start_line)
+from layerwise_keras.growth.diagnostics import (GrowthIncompleteWarning, check_finite, epoch_figure_keys,
+                                                incomplete_message, stage_line, stage_start_line)
 from layerwise_keras.growth.fit_checks import check_fit, check_fit_params, check_growable_model
-from layerwise_keras.growth.names import count_stages, stage_layer
+from layerwise_keras.growth.lifecycle import begin_stage, end_stage, report_stage
+from layerwise_keras.growth.names import count_stages
 from layerwise_keras.growth.stage_clustering import EmbeddingStream, cluster_stage
 from layerwise_keras.growth.strategy import kmeans_distribute, strategy_scope
 
@@ -187,16 +186,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         patch convolution, k-means of its (whitened) patches, its assignment,
         then the readout its epochs train on the code.
         """
-        stage, n = self.stages[index], index + 1
-        with strategy_scope(model):  # mirrored variables under tf.distribute
-            append_stage(model, stage, n, self.num_classes, self.seed, readout=stage.cluster != "patches")
-        if stage.cluster != "patches":
-            return None
-        kmeans, whitening, figures = self._cluster(model, index)
-        with strategy_scope(model):
-            freeze_stage(model, stage, n, kmeans.cluster_centers_, whitening)
-            append_readout(model, stage, n, self.num_classes, self.seed)
-        return figures
+        return begin_stage(model, self.stages[index], index + 1, self.num_classes, self._cluster(model, index),
+                           self.seed, scope=strategy_scope)  # mirrored variables under tf.distribute
 
     def _recompile(self, model):
         rate = recompile_for_stage(model, self.num_classes, self._first_learning_rate, self.verbose)
@@ -451,8 +442,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         end = time.perf_counter() if next_start is None else next_start
         logs["stage_seconds"] = result["stage_seconds"] = end - self._stage_start
         self._stage_start = next_start  # the next stage's time starts with its growth (a cluster-first k-means)
-        result["warnings"] = diagnose(result, index + 1, self.num_classes,
-                                      self.stage_results[-1] if self.stage_results else None)
+        previous = self.stage_results[-1] if self.stage_results else None
         self.stage_results.append(result)
         ended = progress["ended"] + [int(epoch)]
         self._progress = fresh_progress()
@@ -461,8 +451,7 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         self._best_weights = None
         if self.verbose:
             print("\n" + stage_line(result, index + 1, len(self.stages)))
-        for message in result["warnings"]:
-            warnings.warn(message, StageWarning, stacklevel=2)
+        report_stage(result, index + 1, self.num_classes, previous)
         if self.finished and epoch + 1 < self.params.get("epochs", epoch + 1):
             self.model.stop_training = True  # the last stage converged before fit's epochs ran out
 
@@ -473,19 +462,18 @@ class LayerwiseTrainer(keras.callbacks.Callback):
                                              self._budgets[index]), GrowthIncompleteWarning, stacklevel=2)
 
     def _cluster(self, model, index):
-        """Runs stage `index + 1`'s k-means on the embeddings of its convolution (the model's prefix up to it)."""
-        conv = stage_layer(model, index + 1, "conv")
-        position = model.layers.index(conv)
-        prefix = keras.Sequential(
-            [keras.Input(model.input_shape[1:])] + model.layers[: position + 1],
-            name=f"stage{index + 1}_embedding",
-        )
-        stream = EmbeddingStream(
-            lambda images: prefix(images, training=False), self.kmeans_data, self.kmeans_batch_size,
-            stage=index + 1,
-        )
-        return cluster_stage(self.stages[index], index + 1, stream, self.seed, distribute=kmeans_distribute(model),
-                             verbose=self.verbose)
+        """The `cluster` of stage `index + 1`'s lifecycle: k-means of a layer's output over `kmeans_data` (the
+        model's prefix up to that layer, run on the images)."""
+
+        def cluster(layer):
+            prefix = keras.Sequential([keras.Input(model.input_shape[1:])] + model.layers[:model.layers.index(layer) + 1],
+                                      name=f"stage{index + 1}_embedding")
+            stream = EmbeddingStream(lambda images: prefix(images, training=False), self.kmeans_data,
+                                     self.kmeans_batch_size, stage=index + 1)
+            return cluster_stage(self.stages[index], index + 1, stream, self.seed,
+                                 distribute=kmeans_distribute(model), verbose=self.verbose)
+
+        return cluster
 
     def _cluster_and_grow(self, index):
         """Ends clustered stage `index + 1` and adds the next one.
@@ -496,16 +484,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
             when the next stage's growth began.
         """
         model = self.model
-        stage, n = self.stages[index], index + 1
-        if stage.cluster == "patches":  # clustered when it began: only its readout goes (or its head, frozen)
-            figures = self._progress["patch_figures"]
-            with strategy_scope(model):
-                drop_readout(model, n, keep_bottleneck=stage.handoff == "bottleneck")
-        else:
-            kmeans, whitening, figures = self._cluster(model, index)
-            # Freeze the stage, drop its readout, append the assignment.
-            with strategy_scope(model):  # mirrored variables under tf.distribute
-                freeze_stage(model, stage, n, kmeans.cluster_centers_, whitening)
+        figures = end_stage(model, self.stages[index], index + 1, self._cluster(model, index),
+                            begun=self._progress["patch_figures"], scope=strategy_scope)
         next_start = time.perf_counter()
         next_figures = self._add_stage(model, index + 1)
         with strategy_scope(model):

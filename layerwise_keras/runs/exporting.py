@@ -26,6 +26,7 @@ from layerwise_keras.export.formats import (
     predict_onnx,
     predict_saved_model,
 )
+from layerwise_keras.runs.training import top1_accuracy
 from layerwise_keras.saving import load_keras_file
 
 
@@ -147,5 +148,5 @@ def export_run(run_dir, fmt, int8=False, version=None, overwrite=False, calibrat
         got = predict(path, x_test)
         result.update(test_examples=int(len(x_test)))
         result.update(compare_predictions(model.predict(x_test, batch_size=256, verbose=0), got))
-        result["test_accuracy"] = float((got.argmax(-1) == y_test).mean())
+        result["test_accuracy"] = top1_accuracy(got, y_test)
     return result

@@ -38,6 +38,7 @@ from layerwise_keras.export.artifacts import save_artifacts
 from layerwise_keras.growth.builder import end_to_end_model, input_model
 from layerwise_keras.growth.checkpoint import GrowthCheckpoint, read_checkpoint
 from layerwise_keras.growth.inspect import assignments
+from layerwise_keras.growth.lifecycle import HISTORY_KEYS
 from layerwise_keras.growth.stage import Stage
 from layerwise_keras.growth.diagnostics import StageWarning
 from layerwise_keras.growth.trainer import LayerwiseTrainer
@@ -45,7 +46,7 @@ from layerwise_keras.runs.config import validate_config
 from layerwise_keras.runs.folders import CHECKPOINT, remove_stale_artifacts, check_output_dir
 from layerwise_keras.runs.machine import machine_info
 from layerwise_keras.runs.probes import add_probe_figures, probe_codes
-from layerwise_keras.runs.training import compile_model, lr_schedule, train_data
+from layerwise_keras.runs.training import compile_model, lr_schedule, top1_accuracy, train_data
 
 
 def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose, initial_epoch=0, arrays=False, fit=True):
@@ -59,16 +60,12 @@ def _fit_and_test(model, config, splits, seed, callbacks, epochs, verbose, initi
             shuffle=False,  # `train` reshuffles itself every epoch
         )
     train_seconds = time.perf_counter() - start
-    logits = model.predict(splits["x_test"], batch_size=256, verbose=0)
-    test_accuracy = float((logits.argmax(-1) == splits["y_test"]).mean())
+    test_accuracy = top1_accuracy(model.predict(splits["x_test"], batch_size=256, verbose=0), splits["y_test"])
     return history, train_seconds, test_accuracy
 
 
 # A clustered stage whose test purity is this much below the stage before's gets a warning.
 PURITY_DROP = 0.25
-
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "stage", "learning_rate")
-
 
 def _epoch_history(per_key):
     """The per-epoch lists (loss, accuracy, val_*, stage, learning_rate) of a `History.history`-like dict."""
@@ -194,8 +191,7 @@ def _grow_cached(config, splits, stages, seed, verbose):
         name=config.get("name") or "layerwise",
     )
     train_seconds = time.perf_counter() - start
-    logits = model.predict(splits["x_test"], batch_size=256, verbose=0)
-    test_accuracy = float((logits.argmax(-1) == splits["y_test"]).mean())
+    test_accuracy = top1_accuracy(model.predict(splits["x_test"], batch_size=256, verbose=0), splits["y_test"])
     return model, _figures(model, splits, results, test_accuracy, train_seconds, history)
 
 

@@ -8,6 +8,7 @@ batches and augmentation.
 import copy
 
 import keras
+import numpy as np
 
 from layerwise_keras import datasets
 
@@ -47,3 +48,21 @@ def train_data(config, splits, seed, epoch=0, arrays=False):
         epoch=epoch,
     )
     return train, (splits["x_val"], splits["y_val"])
+
+
+def top1_accuracy(logits, labels):
+    """The fraction of rows of `logits` whose largest entry is at the row's label (what every run reports).
+
+    Args:
+        logits: array `[n, num_classes]` (a model's `predict`, or an exported model's outputs).
+        labels: int array `[n]`.
+
+    Returns:
+        A float in [0, 1].
+
+    Example:
+
+    >>> top1_accuracy(np.array([[0.1, 2.0], [3.0, 0.5]]), np.array([1, 1]))
+    0.5
+    """
+    return float((np.asarray(logits).argmax(-1) == np.asarray(labels)).mean())

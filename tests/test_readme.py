@@ -209,10 +209,11 @@ def test_cifar10_summary_is_generated_from_the_full_runs(tmp_path):
     assert "the test columns were not used to rank" in text
     rows = [line for line in text.splitlines() if line.startswith("| cifar10_")]
     assert [row.split(" | ")[0] for row in rows] == ["| cifar10_zbetter", "| cifar10_full", "| cifar10_alucky"]
-    # cifar10_paper: seed 0, today's bundled cifar10_paper, the paper's order with the hard one-hot code,
-    # 8/4/4 epochs, final validation 0.6402 (ranks), test 0.6489, stage 3 below stage 2.
+    # cifar10_paper: seed 0, today's bundled cifar10_paper, the paper's order with the hard one-hot code of
+    # whitened embeddings, pooled heads and inputs (the kinds' labels, growth.kinds.describe), 8/4/4 epochs,
+    # final validation 0.6402 (ranks), test 0.6489, stage 3 below stage 2.
     assert rows[1].startswith("| cifar10_full | 0 | `cifar10_paper` | `cifar10_paper` | ")
-    assert " | paper | hard | 8/4/4 | 0.6402 | 0.6489 | " in rows[1] and rows[1].endswith(" | no | — / 1199 |")
+    assert " | paper | hard · whitened · pooled head · pooled input | 8/4/4 | 0.6402 | 0.6489 | " in rows[1] and rows[1].endswith(" | no | — / 1199 |")
     assert summary.final_val(full) == full["layerwise"]["stages"][-1]["val_accuracy"]
     stages = [{"clusters": 8, "cluster": "patches", "assignment": "nearest", "q": 4}, {"clusters": None}]
     assert (summary.order(stages), summary.code(stages)) == ("cluster-first", "4-hot")

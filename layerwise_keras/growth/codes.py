@@ -7,6 +7,19 @@ with `keras.ops` so it runs on every backend and on symbolic tensors (the
 portable export applies the same functions to `keras.Input` tensors).
 `growth.kinds` names the function of each assignment; `ClusterAssignment`
 calls it.
+
+Example: the codes of a point at the first of two centroids.
+
+>>> import numpy as np
+>>> x = np.array([[1.0, 0.0]], "float32")
+>>> centroids = np.array([[1.0, 0.0], [-1.0, 0.0]], "float32")
+>>> scores = x @ (2 * centroids.T) - (centroids ** 2).sum(1)  # what ClusterAssignment computes
+>>> for code in (hard_code, nearest_code, soft_code, triangle_code):
+...     print(code.__name__, np.round(np.asarray(code(x, scores, 2, temperature=4.0, q=1)), 3))
+hard_code [[1. 0.]]
+nearest_code [[1. 0.]]
+soft_code [[0.731 0.269]]
+triangle_code [[1. 0.]]
 """
 
 from keras import ops
@@ -72,31 +85,11 @@ def _squared_distances(x, scores):
 
 
 def soft_code(x, scores, n_clusters, temperature=1.0, q=1):
-    """`softmax(-||x - c_k||^2 / temperature)` over the centroids.
-
-    Example:
-
-    >>> import numpy as np
-    >>> x = np.array([[1.0, 0.0]], "float32")
-    >>> centroids = np.array([[1.0, 0.0], [-1.0, 0.0]], "float32")
-    >>> scores = x @ (2 * centroids.T) - (centroids ** 2).sum(1)
-    >>> np.round(np.asarray(soft_code(x, scores, 2, temperature=4.0)), 3)
-    array([[0.731, 0.269]], dtype=float32)
-    """
+    """`softmax(-||x - c_k||^2 / temperature)` over the centroids (see the module's example)."""
     return ops.softmax(-_squared_distances(x, scores) / temperature, axis=-1)
 
 
 def triangle_code(x, scores, n_clusters, temperature=1.0, q=1):
-    """`max(0, mean_k(d_k) - d_k)` with `d_k = ||x - c_k||` (Coates, Lee & Ng 2011).
-
-    Example:
-
-    >>> import numpy as np
-    >>> x = np.array([[1.0, 0.0]], "float32")
-    >>> centroids = np.array([[1.0, 0.0], [-1.0, 0.0]], "float32")
-    >>> scores = x @ (2 * centroids.T) - (centroids ** 2).sum(1)
-    >>> np.asarray(triangle_code(x, scores, 2))
-    array([[1., 0.]], dtype=float32)
-    """
+    """`max(0, mean_k(d_k) - d_k)` with `d_k = ||x - c_k||` (Coates, Lee & Ng 2011; see the module's example)."""
     dist = ops.sqrt(_squared_distances(x, scores))
     return ops.relu(ops.mean(dist, axis=-1, keepdims=True) - dist)

@@ -213,9 +213,12 @@ def test_cifar10_summary_is_generated_from_the_full_runs(tmp_path):
     # whitened embeddings, pooled heads and inputs (the kinds' labels, growth.kinds.describe), 8/4/4 epochs,
     # final validation 0.6402 (ranks), test 0.6489, stage 3 below stage 2.
     assert rows[1].startswith("| cifar10_full | 0 | `cifar10_paper` | `cifar10_paper` | ")
-    assert " | paper | hard · whitened · pooled head · pooled input | 8/4/4 | 0.6402 | 0.6489 | " in rows[1] and rows[1].endswith(" | no | — / 1199 |")
+    assert " | paper | hard · whitened · pooled head · pooled input | 8/4/4 | 0.6402 | 0.6489 | " in rows[1]
+    assert rows[1].endswith(" | no | — / 1199 |")
     assert summary.final_val(full) == full["layerwise"]["stages"][-1]["val_accuracy"]
-    stages = [{"clusters": 8, "cluster": "patches", "assignment": "nearest", "q": 4}, {"clusters": None}]
-    assert (summary.order(stages), summary.code(stages)) == ("cluster-first", "4-hot")
-    stages[0].update(cluster="embeddings", assignment="nearest", q=1)
-    assert (summary.order(stages), summary.code(stages)) == ("paper", "hard")
+    stages = [{"width": None, "clusters": 8, "cluster": "patches", "assignment": "nearest", "q": 4},
+              {"width": 8, "clusters": None}]
+    report = {"config": {**full["config"], "stages": stages}}
+    assert (summary.order(stages), summary.stage_kinds(report)) == ("cluster-first", "4-hot · cluster-first")
+    stages[0].update(width=8, cluster="embeddings", assignment="nearest", q=1)  # q = 1 is hard
+    assert (summary.order(stages), summary.stage_kinds(report)) == ("paper", "hard")

@@ -71,7 +71,9 @@ _HEAD = {"readout": "pooled", "pool_size": 2, "bottleneck": 4}
 
 KINDS = (
     StageKind(
-        "hard", "the one-hot vector of the nearest centroid (the paper)", _assignment("hard"),
+        "hard", "the one-hot vector of the nearest centroid (the paper)",
+        lambda stage: stage.clusters is not None and (
+            stage.assignment == "hard" or (stage.assignment == "nearest" and stage.q == 1)),  # q = 1: hard
         ({"width": 8, "kernel_size": 3, "clusters": 6}, _NEXT),
         "the scores as a frozen Dense, then argmax + one_hot", frozenset({"ARG_MAX", "ONE_HOT"}),
         frozenset({"ArgMax", "OneHot"}), code="hard_code", caches_as_ids=True, tuned_by=("assignment",),

@@ -27,6 +27,12 @@ receives as the previous head pooled, so the maps keep their sizes).
 same budget, base configuration and machine (checked), each added row with
 its own command, commit and date; a row already in the file is refused.
 
+`--run-dir DIR` (a folder outside the repository) keeps every row's growth
+checkpoints (and the end-to-end row's `BackupAndRestore` backup) and the
+partial report there; after a kill, the same command with `--resume` keeps the
+rows already done and continues the row in progress from its last checkpoint
+(its results say `resumed`; its row seconds count the part after the resume).
+
 Not the full runs: the budget is cut to fit this 2-core CPU; `--quick` is a
 smoke test on a tiny slice with narrow stages. The local CIFAR-10 copy is
 JPEG re-encoded: every figure is labelled so.
@@ -36,6 +42,7 @@ Writes `benchmarks/results/cifar10_ablation.{json,md}` (`_quick` with `--quick`)
 Usage:
     python benchmarks/cifar10_ablation.py [--train 10000] [--epochs 2] [--rows base no_whitening ...] [--quick]
     python benchmarks/cifar10_ablation.py --add-to benchmarks/results/cifar10_ablation.json --rows no_gate
+    python benchmarks/cifar10_ablation.py --run-dir /work/runs/ablation [--resume]
 """
 
 import argparse
@@ -47,6 +54,8 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
 
 from _common import HERE, RESULTS, commit, cpu_description, machine_mismatch, now, write_results  # noqa: E402
 from layerwise_keras import datasets  # noqa: E402
@@ -139,19 +148,29 @@ ROWS = {  # name: (edit of the base config, what the row changes)
 }
 
 
-def run_row(name, config, splits, seed):
+def run_row(name, config, splits, seed, row_dir=None):
+    """Runs one row; with `row_dir` (a folder of the --run-dir) it checkpoints there and continues what it holds."""
+    from layerwise_keras.growth.checkpoint import has_checkpoint
+
     start = time.perf_counter()
+    resumed = row_dir is not None and os.path.isdir(row_dir) and (
+        os.path.exists(os.path.join(row_dir, "twin_backup")) or has_checkpoint(row_dir))
     if name == "end_to_end":
-        _, figures = end_to_end(copy.deepcopy(config), splits, seed=seed, verbose=2)
+        callbacks = [] if row_dir is None else [keras.callbacks.BackupAndRestore(os.path.join(row_dir, "twin_backup"))]
+        _, figures = end_to_end(copy.deepcopy(config), splits, seed=seed, verbose=2, callbacks=callbacks)
         stages = []
     else:
-        _, figures = grow(copy.deepcopy(config), splits, seed=seed, verbose=2)
+        _, figures = grow(copy.deepcopy(config), splits, seed=seed, verbose=2, checkpoint_dir=row_dir,
+                          resume=resumed)
         stages = [{k: s.get(k) for k in ("stage", "val_accuracy", "epochs", "stage_seconds", "cluster_usage",
                                          "kmeans_seconds", "whiten_seconds", "test_purity")}
                   for s in figures["stages"]]
-    return {"row": name, "test_accuracy": figures["test_accuracy"], "train_seconds": figures["train_seconds"],
-            "stages": stages, "seconds": time.perf_counter() - start,
-            "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    row = {"row": name, "test_accuracy": figures["test_accuracy"], "train_seconds": figures["train_seconds"],
+           "stages": stages, "seconds": time.perf_counter() - start,
+           "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    if resumed:
+        row["resumed"] = True  # its seconds count the part after the resume
+    return row
 
 
 def _fmt(value, spec="{:.4f}"):
@@ -194,6 +213,12 @@ def markdown(report):
               "two-layer net before clustering and stage n + 1's a net trained on stage n's code, so the gap "
               "between them is what clustering costs."]
     lines += ["", "Rows:"] + [f"- {r['row']}: {ROWS[r['row']][1]}." for r in report["rows"]]
+    resumed = [r["row"] for r in report["rows"] if r.get("resumed")]
+    if report.get("resumes") or resumed:
+        lines += ["", f"Resumed after a kill (`--resume`, {len(report.get('resumes', []))} time(s)): rows done "
+                  "before a resume were kept; " + (f"the rows {', '.join(resumed)} continued from their last "
+                  "checkpoint, so their row seconds count only the part after the resume." if resumed else
+                  "no row was cut in the middle.")]
     added = [r for r in report["rows"] if "commit" in r]
     if added:
         lines += ["", "Rows added later to this file (same budget, base configuration and machine, checked; their "
@@ -214,17 +239,12 @@ def _comparable(config):
 
 
 def _refuse(message):
-    print(f"cifar10_ablation.py: error: --add-to: {message}", file=sys.stderr)
+    print(f"cifar10_ablation.py: error: {message}", file=sys.stderr)
     sys.exit(2)
 
 
-def _earlier(path, report, rows):
-    """The rows of an earlier results file to add `rows` to; exits 2 when it is not the same ablation."""
-    try:
-        with open(path) as f:
-            earlier = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        _refuse(f"cannot read {path}: {err}")
+def _same_ablation(path, earlier, report):
+    """`earlier` (a results file's report) if it is the same ablation as `report` (budget, base, machine); else exits 2."""
     for key in ("quick", "sizes", "budget"):
         if earlier.get(key) != report[key]:
             _refuse(f"{path} has {key} {earlier.get(key)!r}, this run {report[key]!r}; rows of different budgets "
@@ -235,10 +255,45 @@ def _earlier(path, report, rows):
                 "mislabel the new rows.")
     if _comparable(earlier["base_config"]) != _comparable(report["base_config"]):
         _refuse(f"{path} was run from another base configuration than today's `{BASE}`; rerun every row.")
+    return earlier
+
+
+def _earlier(path, report, rows):
+    """The rows of an earlier results file to add `rows` to; exits 2 when it is not the same ablation."""
+    try:
+        with open(path) as f:
+            earlier = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        _refuse(f"cannot read {path}: {err}")
+    earlier = _same_ablation(path, earlier, report)
     present = sorted({r["row"] for r in earlier["rows"]} & set(rows))
     if present:
         _refuse(f"{path} already holds the rows {present}; rerun them into a new --output folder.")
     return earlier
+
+
+class RunDirError(ValueError):
+    """A --run-dir / --resume mistake (a usage error: exits 2)."""
+
+
+def _run_dir_state(run_dir, resume, add_to):
+    """The report a resumed ablation continues (None for a fresh one); refuses a misuse of --run-dir/--resume."""
+    if run_dir is None:
+        if resume:
+            raise RunDirError("--resume needs --run-dir (the folder the ablation keeps its checkpoints in)")
+        return None
+    if add_to:
+        raise RunDirError("--run-dir and --add-to do not go together: resume the run, then add rows to its file")
+    path = os.path.join(run_dir, "report.json")
+    if not os.path.exists(path):
+        if resume:
+            raise RunDirError(f"--resume: {run_dir} holds no ablation to resume")
+        os.makedirs(run_dir, exist_ok=True)
+        return None
+    if not resume:
+        raise RunDirError(f"{run_dir} already holds an ablation; pass --resume to continue it (or use a new folder)")
+    with open(path) as f:
+        return json.load(f)
 
 
 def main(argv=None):
@@ -252,7 +307,17 @@ def main(argv=None):
     parser.add_argument("--output", default=RESULTS)
     parser.add_argument("--add-to", metavar="FILE.json",
                         help="add the rows to this earlier results file (same budget and base configuration)")
+    parser.add_argument("--run-dir", metavar="DIR",
+                        help="a folder outside the repository for the rows' checkpoints and the partial report, "
+                             "so that a killed ablation continues with --resume")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the ablation in --run-dir (the same command otherwise): the rows done are "
+                             "kept, the row in progress continues from its last checkpoint")
     args = parser.parse_args(argv)
+    try:
+        state = _run_dir_state(args.run_dir, args.resume, args.add_to)
+    except RunDirError as err:
+        parser.error(str(err))
     if args.quick:
         args.train, args.val, args.epochs = 600, 200, 1
     command = "python benchmarks/cifar10_ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -272,15 +337,27 @@ def main(argv=None):
     stem = "cifar10_ablation" + ("_quick" if args.quick else "")
     if args.add_to:
         report = _earlier(args.add_to, report, args.rows)
-    for name in args.rows:
+    elapsed = 0.0
+    if state is not None:  # a resumed ablation: the same budget, base and machine, its finished rows kept
+        report = _same_ablation(os.path.join(args.run_dir, "report.json"), state, report)
+        report.setdefault("resumes", []).append({"command": command, "commit": started_at, "date": now()})
+        elapsed = report.get("total_seconds", 0.0)
+    done = {r["row"] for r in report["rows"]}
+    for name in [r for r in args.rows if r not in done]:
         config = ROWS[name][0](copy.deepcopy(base))
-        row = {**run_row(name, config, splits, seed=0), "config": config}
+        row_dir = None if args.run_dir is None else os.path.join(args.run_dir, name)
+        row = {**run_row(name, config, splits, seed=0, row_dir=row_dir), "config": config}
         if args.add_to:
             row.update(command=command, commit=started_at, date=now())
         else:
-            report.update(command=command, commit=started_at, date=now(), machine=machine_info(),
-                          total_seconds=time.perf_counter() - start)
+            report.setdefault("command", command)
+            report.setdefault("commit", started_at)
+            report.setdefault("date", now())
+            report.update(machine=machine_info(), total_seconds=elapsed + time.perf_counter() - start)
         report["rows"].append(row)
+        if args.run_dir is not None:
+            with open(os.path.join(args.run_dir, "report.json"), "w") as f:
+                json.dump(report, f, indent=2, default=float)
         write_results(args.output, stem, report, markdown(report))  # after every row: a cut run keeps its rows
     return 0
 

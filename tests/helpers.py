@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import sys
 
 import keras
 import numpy as np
@@ -22,6 +23,53 @@ TINY_CLI_CONFIG = {
     "batch_size": 64,
     "seed": 1,
 }
+
+
+# A process that runs a program's `main(argv)` after wrapping one function (`module:function`, e.g. the
+# pipeline's `grow`) so that the `fit` it runs SIGKILLs the process after training batch `kill_batch` of epoch
+# `kill_epoch` (0-based): a real SIGKILL (no clean-up runs) at a point that does not depend on timing. A module
+# is a dotted name or the path of a script (imported from its folder, as the script imports its neighbours).
+KILLER = r"""
+import importlib, os, signal, sys
+import keras
+
+target, program, kill_epoch, kill_batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+def load(name):
+    if name.endswith(".py"):
+        sys.path.insert(0, os.path.dirname(name))
+        name = os.path.splitext(os.path.basename(name))[0]
+    return importlib.import_module(name)
+
+class KillSelf(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == kill_epoch and batch == kill_batch:
+            print(f"SIGKILL in {target} at epoch {kill_epoch} batch {kill_batch}", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+module_name, function = target.rsplit(":", 1)
+module = load(module_name)
+wrapped = getattr(module, function)
+
+def killing(*args, callbacks=(), **kwargs):
+    return wrapped(*args, callbacks=[*callbacks, KillSelf()], **kwargs)
+
+setattr(module, function, killing)
+sys.exit(load(program).main(sys.argv[5:]))
+"""
+
+
+def kill_command(target, program, epoch, batch, args):
+    """The command of a `program` run (module name or script path, then `args`) that `KILLER` SIGKILLs.
+
+    `target` (`"module:function"`) is the function whose `fit` is killed
+    after batch `batch` of epoch `epoch` (0-based); it prints
+    `SIGKILL in {target} at epoch {epoch} batch {batch}` to stderr first.
+    """
+    return [sys.executable, "-c", KILLER, target, program, str(epoch), str(batch), *map(str, args)]
 
 
 def grown_style_model(assignment, seed=0, name=None):

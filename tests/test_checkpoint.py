@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import TINY_CLI_CONFIG, tree_digest
+from helpers import TINY_CLI_CONFIG, kill_command, tree_digest
 from layerwise_keras.growth import checkpoint
 from layerwise_keras.growth.names import count_stages
 from layerwise_keras.runs import pipeline
@@ -51,39 +51,14 @@ def _train_cmd(config_path, output, *extra):
             "--output", str(output), "--verbose", "0", *extra]
 
 
-# The killed run: the CLI's `train` in a process that SIGKILLs itself from a Keras callback after training
-# batch KILL_BATCH of epoch KILL_EPOCH (0-based): mid-epoch, while stage 2 trains, after the checkpoint of the
-# epoch before was written. A real SIGKILL (no clean-up runs), at a point that does not depend on timing.
+# The killed run: the CLI's `train`, SIGKILLed (helpers.KILLER) after training batch KILL_BATCH of epoch
+# KILL_EPOCH (0-based): mid-epoch, while stage 2 trains, after the checkpoint of the epoch before was written.
 KILL_EPOCH, KILL_BATCH = 4, 2  # the 5th epoch of 9, stage 2's 3rd of 5; its 3rd batch of 10
-KILL_SCRIPT = """
-import os, signal, sys
-import keras
-from layerwise_keras import cli
-from layerwise_keras.runs import pipeline
-
-kill_epoch, kill_batch = int(sys.argv[1]), int(sys.argv[2])
-
-class KillSelf(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.epoch == kill_epoch and batch == kill_batch:
-            print(f"SIGKILL at epoch {kill_epoch} batch {kill_batch}", file=sys.stderr, flush=True)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-grow = pipeline.grow  # the CLI's pipeline.run grows through this: the growth gets one more callback
-
-def grow_and_kill(*args, callbacks=(), **kwargs):
-    return grow(*args, callbacks=[*callbacks, KillSelf()], **kwargs)
-
-pipeline.grow = grow_and_kill
-sys.exit(cli.main(sys.argv[3:]))
-"""
 
 
 def _train_and_kill_cmd(config_path, output):
-    return [sys.executable, "-c", KILL_SCRIPT, str(KILL_EPOCH), str(KILL_BATCH), *_train_cmd(config_path, output)[3:]]
+    return kill_command("layerwise_keras.runs.pipeline:grow", "layerwise_keras.cli", KILL_EPOCH, KILL_BATCH,
+                        _train_cmd(config_path, output)[3:])
 
 
 def _epochs_done(output):
@@ -117,7 +92,7 @@ def test_sigkill_during_stage_2_then_resume_equals_an_uninterrupted_run(tmp_path
     cut = subprocess.run(_train_and_kill_cmd(config_path, killed), env=_env(), capture_output=True, text=True,
                          timeout=600)
     assert cut.returncode == -signal.SIGKILL, cut.stderr[-3000:]
-    assert f"SIGKILL at epoch {KILL_EPOCH} batch {KILL_BATCH}" in cut.stderr  # our kill, where it was planned
+    assert f"at epoch {KILL_EPOCH} batch {KILL_BATCH}" in cut.stderr  # our kill, where it was planned
     assert not (killed / "metrics.json").exists() and not (killed / "model.keras").exists()
     # The checkpoint the kill left: the last complete epoch's, KILL_EPOCH (1-based) with stage 2 started (stage 1
     # ended after epoch 2, stage 2 trained epochs 3 and 4 of its 5) and the growth not finished.

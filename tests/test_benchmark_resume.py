@@ -69,7 +69,8 @@ def test_a_cifar10_run_killed_in_its_growth_and_in_its_twin_resumes_to_the_unint
     # epoch only): the same figures up to float rounding (1,000 test images: 0.002 is two of them).
     lw, ref = ours["layerwise"], reference["layerwise"]
     assert abs(lw["test_accuracy"] - ref["test_accuracy"]) <= 0.002, (lw["test_accuracy"], ref["test_accuracy"])
-    assert [round(s["val_accuracy"], 3) for s in lw["stages"]] == [round(s["val_accuracy"], 3) for s in ref["stages"]]
+    for a, b in zip(lw["stages"], ref["stages"], strict=True):  # 500 validation images: 0.002 is one
+        assert abs(a["val_accuracy"] - b["val_accuracy"]) <= 0.0021, (a["val_accuracy"], b["val_accuracy"])
     # Every epoch keeps its time: the resumed clock spans all epochs, increasing.
     assert len(lw["epoch_seconds"]) == len(ref["epoch_seconds"]) == 3
     assert all(a < b for a, b in zip(lw["epoch_seconds"], lw["epoch_seconds"][1:]))

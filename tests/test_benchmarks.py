@@ -282,3 +282,23 @@ def test_sample_complexity_benchmark_quick_smoke(tmp_path):
     md = (tmp_path / "sample_complexity_quick.md").read_text()
     assert md == _bench("sample_complexity").markdown(report)  # the table shows the JSON's figures, all of them
     assert "QUICK MODE" in md and "smallest training size reaching 99%" in md
+
+
+def test_step_cost_quick_smoke(tmp_path):
+    """The step-cost profile runs and its table and totals are computed from its own measurements."""
+    script = os.path.join(ROOT, "benchmarks", "cifar10_step_cost.py")
+    result = subprocess.run([sys.executable, script, "--quick", "--output", str(tmp_path)], capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "cifar10_best_step_cost_quick.json").read_text())
+    bench = _bench("cifar10_step_cost")
+    assert (tmp_path / "cifar10_best_step_cost_quick.md").read_text() == bench.markdown(report)
+    assert [m["jit_compile"] for m in report["measurements"]] == [False, True] and report["quick"]
+    steps_per_epoch = -(-report["train"] // report["config"]["batch_size"])
+    for m in report["measurements"]:
+        assert [r["stage"] for r in m["stages"]] == [1, 2, 3]
+        assert m["stages"][0]["frozen"] > 0 and all(0 < r["frozen"] for r in m["stages"]) and m["twin_step"] > 0
+        for r in m["stages"]:
+            assert r["epoch_seconds"] == pytest.approx(r["step"] * steps_per_epoch)
+        assert m["ratio"] == pytest.approx(m["growth_seconds"] / m["twin_seconds"])
+        assert m["growth_seconds"] == pytest.approx(sum(r["epoch_seconds"] * r["epochs"] for r in m["stages"]))

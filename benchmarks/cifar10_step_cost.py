@@ -171,8 +171,8 @@ def main(argv=None):
         config, args.steps = smoke_config(config, train=train, val=0, test=0), 3
     keras.utils.set_random_seed(0)
     report = {"config": config, "train": train, "steps": args.steps, "quick": args.quick,
-              "command": "python benchmarks/cifar10_step_cost.py " + " ".join(
-                  argv if argv is not None else sys.argv[1:]),
+              "command": " ".join(["python benchmarks/cifar10_step_cost.py",
+                                   *(argv if argv is not None else sys.argv[1:])]),
               "commit": commit(), "date": now(), "machine": machine_info(),
               "measurements": [measure(config, args.steps, jit) for jit in (False, True)]}
     summarize(report)

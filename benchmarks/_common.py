@@ -24,6 +24,10 @@ def commit():
         return "unknown"
 
 
+class RunDirError(ValueError):
+    """A --run-dir / --resume mistake of a benchmark (a usage error: the command line says so and exits 2)."""
+
+
 def now():
     """UTC time, ISO 8601, seconds."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

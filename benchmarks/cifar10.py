@@ -49,8 +49,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from _common import (HERE, RESULTS, commit, cpu_description, machine_mismatch, now, stage_drops,  # noqa: E402
-                     stage_epochs, write_results)
+from _common import (HERE, RESULTS, RunDirError, commit, cpu_description, machine_mismatch, now,  # noqa: E402
+                     stage_drops, stage_epochs, write_results)
 from layerwise_keras import datasets  # noqa: E402
 from layerwise_keras.runs.config import load_config, smoke_config, validate_config  # noqa: E402
 from layerwise_keras.runs.pipeline import end_to_end, grow, load_splits, machine_info  # noqa: E402
@@ -177,10 +177,6 @@ def run(config_name, data_dir, quick=False, seed=0, train=None, skip_baseline=Fa
         report["time_ratio"] = report["layerwise"]["train_seconds"] / report["end_to_end"]["train_seconds"]
         report["time_to_paper_accuracy_ratio"] = None if ours_t is None or base_t is None else ours_t / base_t
     return report
-
-
-class RunDirError(ValueError):
-    """A --run-dir / --resume mistake (a usage error: the command line says so and exits 2)."""
 
 
 def _run_paths(run_dir, config, seed, resume):

@@ -57,7 +57,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from _common import HERE, RESULTS, commit, cpu_description, machine_mismatch, now, write_results  # noqa: E402
+from _common import (HERE, RESULTS, RunDirError, commit, cpu_description, machine_mismatch, now,  # noqa: E402
+                     write_results)
 from layerwise_keras import datasets  # noqa: E402
 from layerwise_keras.runs.config import load_config, smoke_config  # noqa: E402
 from layerwise_keras.runs.machine import machine_info  # noqa: E402
@@ -244,7 +245,7 @@ def _refuse(message):
 
 
 def _same_ablation(path, earlier, report):
-    """`earlier` (a results file's report) if it is the same ablation as `report` (budget, base, machine); else exits 2."""
+    """`earlier` if it is the same ablation as `report` (budget, base, machine), else exit 2."""
     for key in ("quick", "sizes", "budget"):
         if earlier.get(key) != report[key]:
             _refuse(f"{path} has {key} {earlier.get(key)!r}, this run {report[key]!r}; rows of different budgets "
@@ -270,10 +271,6 @@ def _earlier(path, report, rows):
     if present:
         _refuse(f"{path} already holds the rows {present}; rerun them into a new --output folder.")
     return earlier
-
-
-class RunDirError(ValueError):
-    """A --run-dir / --resume mistake (a usage error: exits 2)."""
 
 
 def _run_dir_state(run_dir, resume, add_to):

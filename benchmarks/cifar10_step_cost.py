@@ -63,7 +63,7 @@ def _median_seconds(fn, steps):
     return statistics.median(times)
 
 
-def _fake_cluster(model, stage, rng):
+def _fake_cluster(stage, rng):
     """A `cluster` for the lifecycle: random centroids of the layer's width, identity whitening (no k-means)."""
     def cluster(layer):
         dim = int(layer.output.shape[-1])
@@ -89,7 +89,7 @@ def measure(config, steps, jit_compile, seed=0):
     rows = []
     for index, stage in enumerate(stages):
         n = index + 1
-        cluster = _fake_cluster(model, stage, rng)
+        cluster = _fake_cluster(stage, rng)
         begun = begin_stage(model, stage, n, 10, cluster, seed)
         compile_model(model, config)
         model.jit_compile = jit_compile
@@ -139,7 +139,7 @@ def markdown(report):
         f"- random batches of {report['config']['batch_size']} images; median of {report['steps']} steps after two "
         f"warm-up steps; epochs estimated for {report['train']} training images; k-means, whitening and data "
         "loading not included",
-        f"- ratio: the growth's stage epochs added up against the twin's epochs of the same total; frozen share: "
+        "- ratio: the growth's stage epochs added up against the twin's epochs of the same total; frozen share: "
         "the part of the growth's time spent in the frozen layers in front of each stage's trainable ones",
     ]
     if report["quick"]:

@@ -466,8 +466,8 @@ class LayerwiseTrainer(keras.callbacks.Callback):
         model's prefix up to that layer, run on the images)."""
 
         def cluster(layer):
-            prefix = keras.Sequential([keras.Input(model.input_shape[1:])] + model.layers[:model.layers.index(layer) + 1],
-                                      name=f"stage{index + 1}_embedding")
+            front = model.layers[:model.layers.index(layer) + 1]
+            prefix = keras.Sequential([keras.Input(model.input_shape[1:])] + front, name=f"stage{index + 1}_embedding")
             stream = EmbeddingStream(lambda images: prefix(images, training=False), self.kmeans_data,
                                      self.kmeans_batch_size, stage=index + 1)
             return cluster_stage(self.stages[index], index + 1, stream, self.seed,

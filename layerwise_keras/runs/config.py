@@ -121,8 +121,7 @@ DATASET_OPTIONS = {  # dataset name -> its option keys (the generator's keywords
 }
 REAL_OPTION_TYPES = {"data_dir": "str?", "normalize": ("unit", "standardize", "none"), "test_split": "str",
                      "augment": "bool"}
-# Each Stage field's JSON type ("int", "ints": an int or a list of them, "number", "str", "bool", "object";
-# "?": null too) or its choices. Ranges and combinations are `Stage`'s to check.
+# Each Stage field's JSON type ("ints": an int or a list of them; "?": or null) or its choices; `Stage` checks ranges.
 STAGE_TYPES = {
     "width": "int?", "kernel_size": "ints", "strides": "ints?", "clusters": "int?", "epochs": "int",
     "steps": "int?", "patience": "int?", "monitor": "str", "min_delta": "number",

@@ -190,3 +190,64 @@ def test_cached_stage_results_carry_the_trainers_budget_and_diagnosis(splits):
                                     {"class_name": "SGD", "config": {"learning_rate": 0.001}}, 100, verbose=0)
     assert [(r["epochs"], r["steps"]) for r in results] == [(1, 2), (1, 2)]
     assert any("near chance" in m or "clusters" in m for r in results for m in r["warnings"])
+
+
+def test_an_augmented_cache_is_the_layers_output_on_augmented_images():
+    from layerwise_keras.datasets import augment_batch
+
+    x = np.random.default_rng(0).normal(size=(40, 8, 8, 3)).astype(np.float32)
+    layers = [keras.layers.Conv2D(4, 3, kernel_initializer=keras.initializers.GlorotUniform(seed=1))]
+    cache = StageInputs(x).advance(layers, batch_size=64, rng=np.random.default_rng(5))  # one batch of all 40
+    expected = keras.ops.convert_to_numpy(layers[0](augment_batch(x, np.random.default_rng(5))))
+    np.testing.assert_allclose(cache.decode(cache.data), expected, rtol=2e-3, atol=2e-3)  # float16 storage
+    assert not np.allclose(cache.decode(cache.data), keras.ops.convert_to_numpy(layers[0](x)), atol=0.1)
+    ids = StageInputs(np.zeros((4, 3, 3), np.int16), depth=5)  # an id map is not an image
+    with pytest.raises(ValueError, match="only images"):
+        ids.advance([keras.layers.Flatten()], batch_size=8, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="needs the layers"):
+        StageInputs(x).advance([], batch_size=8, rng=np.random.default_rng(0))
+
+
+@pytest.mark.filterwarnings("ignore::layerwise_keras.growth.diagnostics.StageWarning")  # 18 steps a stage
+@pytest.mark.parametrize("variants", [1, 2])
+def test_augmented_cached_growth_trains_later_stages_on_its_copies_in_turn(splits, monkeypatch, variants):
+    """Stage 1 (the images) gets fresh augmented batches every epoch; later stages cycle through their copies."""
+    from layerwise_keras.datasets import ArrayBatches
+    from layerwise_keras.growth import cached
+
+    x, y = splits["x_train"][:600], splits["y_train"][:600]
+    stages = [lk.Stage(None, 3, clusters=16, cluster="patches", assignment="triangle", readout="pooled",
+                       pool_size=3, bottleneck=8, handoff="bottleneck", gate=4, epochs=2),
+              lk.Stage(8, 1, clusters=8, epochs=3), lk.Stage(8, 3, epochs=3)]
+    seen = []
+    original = cached._Batches.__init__
+
+    def record(self, inputs, labels, batch_size, order=None):
+        if order is not None:  # training batches (validation has no order)
+            seen.append(id(inputs.data))
+        original(self, inputs, labels, batch_size, order)
+
+    monkeypatch.setattr(cached._Batches, "__init__", record)
+    epochs_of_images = []
+    monkeypatch.setattr(cached, "ArrayBatches", lambda *a, **k: epochs_of_images.append(k) or ArrayBatches(*a, **k))
+    model, results, history = grow_cached(stages, x, y, splits["num_classes"], "adam", 100, x_val=splits["x_val"],
+                                          y_val=splits["y_val"], verbose=0, augment_variants=variants)
+    assert [(k["augment"], k["epoch"]) for k in epochs_of_images] == [(True, 0), (True, 1)]
+    assert history["stage"] == [1, 1, 2, 2, 2, 3, 3, 3]
+    assert np.isfinite(history["loss"]).all() and len(history["val_accuracy"]) == 8
+    assert [r["cache_variants"] for r in results] == [0, variants, variants]
+    # Stage 2 trains on its copies in turn (epoch e on copy e mod V), then stage 3 on its own.
+    stage2, stage3 = seen[:3], seen[3:]
+    assert stage2 == [stage2[e % variants] for e in range(3)] and len(set(stage2)) == variants
+    assert stage3 == [stage3[e % variants] for e in range(3)] and not set(stage2) & set(stage3)
+    per_copy = results[1]["cache_bytes"] // variants
+    assert per_copy == 600 * int(np.prod(model.get_layer("stage2_conv").input.shape[1:])) * 2  # float16
+    predictions = model.predict(splits["x_test"][:50], verbose=0)
+    assert predictions.shape == (50, splits["num_classes"]) and np.isfinite(predictions).all()
+
+
+def test_augment_variants_must_be_a_positive_integer(splits):
+    x, y = splits["x_train"][:100], splits["y_train"][:100]
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="augment_variants"):
+            grow_cached([lk.Stage(8, 3)], x, y, splits["num_classes"], "adam", 50, verbose=0, augment_variants=bad)

@@ -285,6 +285,10 @@ def test_dataset_block_is_checked_naming_the_path(tmp_path, base, mutate, messag
         (lambda c: c.update(seed=-1), r"seed must be a non-negative integer, got -1"),
         (lambda c: c.update(seed="0"), r"seed must be a non-negative integer, got '0'"),
         (lambda c: c.update(cache="yes"), r"cache must be true or false, got 'yes'"),
+        (lambda c: c.update(cache=True, cache_variants=0), r"cache_variants must be a positive integer, got 0"),
+        (lambda c: c.update(cache=True, cache_variants=4),  # the base config is not augmented
+         r"cache_variants \(augmented copies of each cached stage input\) needs \"cache\": true and the dataset "
+         r"option \"augment\": true"),
         (lambda c: c.update(name=3), r"name must be a string, got 3"),
         (lambda c: c.update(optimizer=5), r"optimizer must be a Keras optimizer name or an object"),
         (lambda c: c.update(optimizer={"config": {}}), r"optimizer\.class_name must name a Keras optimizer class"),
@@ -292,7 +296,8 @@ def test_dataset_block_is_checked_naming_the_path(tmp_path, base, mutate, messag
          r"unknown keys \['optimizer\.clas_name'\] \(did you mean 'class_name'\?\)"),
         (lambda c: c["optimizer"].update(config=[0.1]), r"optimizer\.config must be an object, got \[0\.1\]"),
     ],
-    ids=["top_level_typo", "keras_habits", "seed_negative", "seed_string", "cache", "name", "optimizer_type",
+    ids=["top_level_typo", "keras_habits", "seed_negative", "seed_string", "cache", "cache_variants_zero",
+         "cache_variants_unaugmented", "name", "optimizer_type",
          "no_class_name", "optimizer_typo", "optimizer_config_list"],
 )
 def test_top_level_and_optimizer_blocks_are_checked_naming_the_path(tmp_path, base, mutate, message):

@@ -38,7 +38,7 @@ SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 @pytest.mark.skipif(not os.path.isfile(os.path.join(SHARED, "cifar10", "test.npz")),
                     reason=f"no local CIFAR-10 copy at {SHARED}/cifar10")
-def test_augmented_cifar_growth_trains_and_caching_refuses_augmentation():
+def test_augmented_cifar_growth_trains_uncached_and_cached_with_augmented_copies():
     config = smoke_config(load_config("cifar10_best"), train=300, val=100, test=100)
     config["dataset"]["options"]["data_dir"] = SHARED
     assert config["dataset"]["options"]["augment"] is True
@@ -49,8 +49,14 @@ def test_augmented_cifar_growth_trains_and_caching_refuses_augmentation():
     # The figure is the grown model's own accuracy on the test split.
     predicted = model.predict(splits["x_test"], verbose=0).argmax(-1)
     assert figures["test_accuracy"] == pytest.approx(float((predicted == splits["y_test"]).mean()))
-    with pytest.raises(ValueError, match="augment"):
+    with pytest.raises(ValueError, match="cache_variants"):  # how many augmented copies to cache is the user's call
         pipeline.grow(dict(config, cache=True), splits, seed=0, verbose=0)
+    cached = validate_config(dict(config, cache=True, cache_variants=2))
+    model, figures = pipeline.grow(cached, splits, seed=0, verbose=0)
+    assert [s["cache_variants"] for s in figures["stages"]] == [0, 2, 2]
+    assert len(figures["history"]["loss"]) == len(config["stages"]) and np.isfinite(figures["history"]["loss"]).all()
+    predicted = model.predict(splits["x_test"], verbose=0).argmax(-1)
+    assert figures["test_accuracy"] == pytest.approx(float((predicted == splits["y_test"]).mean()))
 
 
 def test_augment_is_an_option_of_real_datasets_only():

@@ -28,9 +28,20 @@ later stages differ by the float16 rounding and by float differences between
 the eager layers that fill a cache and the compiled training graph, which can
 move a later k-means run a little (tests/test_cached.py bounds both).
 
-What caching does not cover: data augmentation (augmented images change
-every epoch, so no stage input stays the same; `runs.pipeline` refuses the
-combination) and convergence budgets (`Stage(patience=...)`).
+Data augmentation (`augment_variants=V`): augmented images change every
+epoch, so nothing computed from them stays the same. Stage 1, whose input is
+the images, then trains its frozen and trainable layers together on freshly
+augmented batches every epoch (`datasets.ArrayBatches(augment=True)`), as
+the `LayerwiseTrainer` does; every later stage's input -- everything frozen
+in front of it -- is cached for V augmented copies of the training images,
+and epoch e trains on copy e mod V (its own frozen code runs per batch, as
+it is cheap after stage 1's pooling and a code of K channels per position
+would not fit in memory). V copies cost V passes of the frozen front instead
+of one per epoch of every later stage; fewer copies than epochs means a
+stage sees each augmented image more than once. k-means and validation use
+the un-augmented images, as in the trainer.
+
+Not covered: convergence budgets (`Stage(patience=...)`) and checkpoints.
 """
 
 import copy
@@ -41,6 +52,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from layerwise_keras.datasets.augment import augment_batch
+from layerwise_keras.datasets.batches import ArrayBatches
 from layerwise_keras.growth.builder import check_stages, input_model
 from layerwise_keras.growth.kinds import caches_as_ids
 from layerwise_keras.growth.layers import ClusterAssignment
@@ -111,24 +124,35 @@ class StageInputs:
             return batch.astype(np.float32, copy=False)
         return np.eye(self.depth, dtype=np.float32)[batch.astype(np.int64)]
 
-    def advance(self, layers, batch_size):
+    def advance(self, layers, batch_size, rng=None):
         """Returns the cache of `layers`' output (run in inference mode) over this one.
 
         A hard `ClusterAssignment` last is stored as int16 ids, anything
         else as float16.
 
+        Args:
+            layers: the layers to run, in order.
+            batch_size: int, examples per batch.
+            rng: a `numpy.random.Generator` to augment every batch with
+                (`datasets.augment_batch`) before `layers`; images only.
+
         Raises:
             ValueError: an output beyond float16's range, or non-finite.
         """
         layers = list(layers)
+        if rng is not None and (self.depth is not None or len(self.shape) != 3):
+            raise ValueError(f"grow_cached: only images [n, H, W, C] can be augmented, not a cache of shape {self.shape}.")
         if not layers:
+            if rng is not None:
+                raise ValueError("grow_cached: augmenting a cache needs the layers to run on the augmented images.")
             return self
         hard = _is_hard(layers[-1])
         if hard and layers[-1].n_clusters > np.iinfo(np.int16).max:
             raise ValueError(f"grow_cached: {layers[-1].n_clusters} clusters do not fit an int16 id map.")
         out = []
         for start in range(0, len(self.data), batch_size):
-            y = keras.ops.convert_to_numpy(_apply(layers, self.decode(self.data[start:start + batch_size])))
+            batch = self.decode(self.data[start:start + batch_size])
+            y = keras.ops.convert_to_numpy(_apply(layers, batch if rng is None else augment_batch(batch, rng)))
             if hard:
                 out.append(y.argmax(-1).astype(np.int16))
                 continue
@@ -183,7 +207,7 @@ def _first_trainable(model, start):
 
 
 def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_val=None, y_val=None,
-                seed=0, verbose=1, kmeans_batch_size=256, name="layerwise"):
+                seed=0, verbose=1, kmeans_batch_size=256, name="layerwise", augment_variants=None):
     """Grows a network stage by stage, each stage training on its cached input.
 
     Args:
@@ -199,12 +223,17 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
         verbose: Keras verbosity for each stage's `fit`.
         kmeans_batch_size: examples per batch when caching and embedding for k-means.
         name: the grown model's name.
+        augment_variants: int V >= 1 to train on augmented images (random
+            crop + flip): stage 1 on fresh batches every epoch, each later
+            stage on V cached augmented copies of its input, in turn (see
+            the module docstring); None (default): no augmentation.
 
     Returns:
         `(model, stage_results, history)`: the grown `keras.Sequential` (the
         same layers as `LayerwiseTrainer` grows), one dict per stage like
         `LayerwiseTrainer.stage_results` (plus `cache_bytes` and
-        `cache_dtype`, what the stage trained on), and per-epoch lists
+        `cache_dtype`, what the stage trained on, and `cache_variants`, the
+        augmented copies of it), and per-epoch lists
         `loss`, `accuracy`, `val_loss`, `val_accuracy`, `stage`,
         `learning_rate` (each stage follows its `Stage.schedule`, as in the
         `LayerwiseTrainer`) and `seconds` (wall time since the growth began,
@@ -229,6 +258,10 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                 f"grow_cached: stage {n} stops on convergence (patience={stage.patience}); the cached path trains "
                 "fixed budgets (epochs or steps) only. Use the uncached LayerwiseTrainer path, or drop patience."
             )
+    if augment_variants is not None and (isinstance(augment_variants, bool) or not isinstance(augment_variants, int)
+                                         or augment_variants < 1):
+        raise ValueError(f"grow_cached: augment_variants must be an integer >= 1 or None, got {augment_variants!r}.")
+    augment = augment_variants is not None
     steps_per_epoch = -(-len(x_train) // int(batch_size))
     y_train = np.asarray(y_train)
     orders = _epoch_orders(len(y_train), seed)
@@ -237,6 +270,7 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
     model = input_model(train.shape, name=name)
     last = len(stages) - 1
     results, history = [], {k: [] for k in HISTORY_KEYS + ("seconds",)}
+    copies = []  # augmented: the current stage input's augmented copies (none while it is the images)
     began = time.perf_counter()
     for index, stage in enumerate(stages):
         n = index + 1
@@ -251,11 +285,14 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
 
         begun = begin_stage(model, stage, n, num_classes, cluster, seed, owner="grow_cached")
         result.update(begun or {})
-        split = _first_trainable(model, begin)
+        # Augmented, a stage trains its own frozen layers too: their output changes with every augmented batch.
+        split = begin if augment else _first_trainable(model, begin)
         base, val_base = train, val
         train = train.advance(model.layers[begin:split], kmeans_batch_size)
         val = None if val is None else val.advance(model.layers[begin:split], kmeans_batch_size)
-        result.update(cache_bytes=train.nbytes, cache_dtype=str(train.data.dtype))
+        cached = copies if augment and index else [train]
+        result.update(cache_bytes=sum(c.nbytes for c in cached), cache_dtype=str(train.data.dtype),
+                      cache_variants=len(copies) if augment and index else 0)
         net = keras.Sequential([keras.Input(train.shape)] + model.layers[split:], name=f"stage{n}_net")
         net.compile(optimizer=keras.optimizers.get(copy.deepcopy(optimizer)),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
@@ -267,8 +304,11 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
             if stage.schedule is not None:  # as the LayerwiseTrainer does: the stage's schedule, epoch by epoch
                 net.optimizer.learning_rate = stage.learning_rate(initial, done, budget)
             history["learning_rate"].append(float(keras.ops.convert_to_numpy(net.optimizer.learning_rate)))
-            fit = net.fit(_Batches(train, y_train, batch_size, next(orders)), epochs=1,
-                          validation_data=val_batches, verbose=verbose, shuffle=False)
+            if augment and not index:  # the images themselves, augmented afresh
+                batches = ArrayBatches(train.data, y_train, batch_size, augment=True, seed=seed, epoch=done)
+            else:
+                batches = _Batches(cached[done % len(cached)], y_train, batch_size, next(orders))
+            fit = net.fit(batches, epochs=1, validation_data=val_batches, verbose=verbose, shuffle=False)
             logs = {k: float(v[-1]) for k, v in fit.history.items()}
             if not np.isfinite(logs["loss"]):
                 raise ValueError(f"grow_cached: the training loss is {logs['loss']} at stage {n}.")
@@ -290,6 +330,12 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
             else:
                 train = base.advance(model.layers[begin:], kmeans_batch_size)
                 val = None if val_base is None else val_base.advance(model.layers[begin:], kmeans_batch_size)
+            if augment:  # the next stage's augmented copies: from the images, or from this stage's copies
+                copies = [
+                    (base.advance(model.layers[begin:], kmeans_batch_size, np.random.default_rng([seed, 7919, v]))
+                     if not index else copies[v].advance(model.layers[begin:], kmeans_batch_size))
+                    for v in range(augment_variants)
+                ]
         result["stage_seconds"] = time.perf_counter() - start
         result.update(epochs=budget, steps=budget * steps_per_epoch)
         report_stage(result, n, num_classes, results[-1] if results else None)  # the trainer's diagnosis

@@ -33,8 +33,11 @@ Top level:
 - `seed`: int >= 0 (default 0): seeds the data, the weights and k-means
   (`--seed` overrides it).
 - `cache`: bool (default false): each stage trains on its cached input, int16
-  cluster ids or float16 codes (`growth.cached`); not with `augment`, not
-  resumable.
+  cluster ids or float16 codes (`growth.cached`); not resumable. With the
+  dataset option `augment`, also `cache_variants`.
+- `cache_variants`: int >= 1, with `cache` and `augment` only: stage 1 trains
+  on freshly augmented images every epoch, each later stage on this many
+  cached augmented copies of its input, one per epoch in turn.
 - `probe_epochs`: int >= 0 (default 0): after growth, train a fresh readout on
   each paper-order stage's frozen code for this many epochs and report its
   accuracy beside the stage's own (`probes.probe_codes`).
@@ -108,7 +111,7 @@ from layerwise_keras.growth.kinds import ASSIGNMENTS
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 REQUIRED = ("dataset", "stages", "optimizer", "batch_size")
-OPTIONAL = ("name", "seed", "description", "cache", "probe_epochs")
+OPTIONAL = ("name", "seed", "description", "cache", "cache_variants", "probe_epochs")
 DATASET_KEYS = ("name", "train", "val", "test", "options")
 REAL_OPTIONS = ("data_dir", "normalize", "test_split", "augment")  # = datasets.splits.REAL_OPTIONS
 DATASET_OPTIONS = {  # dataset name -> its option keys (the generator's keywords)
@@ -328,6 +331,11 @@ def check_config(config, source="config"):
     for key, kind in (("name", "str"), ("description", "str"), ("cache", "bool")):
         if key in config:
             _check_type(config[key], kind, key, source)
+    if "cache_variants" in config:
+        config["cache_variants"] = _count(config["cache_variants"], "cache_variants", source)
+        if not (config.get("cache") and config["dataset"].get("options", {}).get("augment")):
+            raise ValueError(f"{source}: cache_variants (augmented copies of each cached stage input) needs "
+                             "\"cache\": true and the dataset option \"augment\": true.")
     return config
 
 

@@ -129,10 +129,11 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
             )
         if callbacks:
             raise ValueError("grow: extra callbacks are not supported with \"cache\": true.")
-        if config["dataset"].get("options", {}).get("augment"):
+        if config["dataset"].get("options", {}).get("augment") and not config.get("cache_variants"):
             raise ValueError(
-                "grow: \"cache\": true cannot be combined with dataset option \"augment\": augmented images "
-                "change every epoch, so their cluster maps cannot be cached; drop one of the two."
+                "grow: \"cache\": true with the dataset option \"augment\" needs \"cache_variants\": augmented "
+                "images change every epoch, so a stage input can only be cached for a fixed number of augmented "
+                "copies (e.g. \"cache_variants\": 4); or drop one of \"cache\" and \"augment\"."
             )
         model, figures = _grow_cached(config, splits, stages, seed, verbose)
     else:
@@ -189,6 +190,7 @@ def _grow_cached(config, splits, stages, seed, verbose):
         stages, splits["x_train"], splits["y_train"], splits["num_classes"], config["optimizer"],
         config["batch_size"], x_val=splits["x_val"], y_val=splits["y_val"], seed=seed, verbose=verbose,
         name=config.get("name") or "layerwise",
+        augment_variants=config.get("cache_variants") if config["dataset"].get("options", {}).get("augment") else None,
     )
     train_seconds = time.perf_counter() - start
     test_accuracy = top1_accuracy(model.predict(splits["x_test"], batch_size=256, verbose=0), splits["y_test"])

@@ -211,9 +211,9 @@ def _grow_layerwise(config, splits, seed, data_dir, paths, resume):
 
     clock = EpochClock(paths["clock"] if paths else None)
     if config.get("cache"):  # grown stage by stage outside one fit: the growth records its own clock
-        if paths:
-            raise RunDirError("--run-dir: a cached config (\"cache\": true) is not resumable")
-        model, ours = grow(config, splits, seed=seed, verbose=2)
+        resuming = bool(paths) and resume and has_checkpoint(paths["checkpoint"])
+        model, ours = grow(config, splits, seed=seed, verbose=2, checkpoint_dir=paths["checkpoint"] if paths else None,
+                           resume=resuming)
         clock.seconds, clock.val_accuracy = ours["history"]["seconds"], ours["history"]["val_accuracy"]
     elif paths:
         resuming = resume and has_checkpoint(paths["checkpoint"])

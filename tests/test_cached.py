@@ -251,3 +251,72 @@ def test_augment_variants_must_be_a_positive_integer(splits):
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="augment_variants"):
             grow_cached([lk.Stage(8, 3)], x, y, splits["num_classes"], "adam", 50, verbose=0, augment_variants=bad)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _resume_stages():
+    return [lk.Stage(None, 3, clusters=16, cluster="patches", assignment="triangle", readout="pooled",
+                     pool_size=3, bottleneck=8, handoff="bottleneck", epochs=2, schedule="cosine"),
+            lk.Stage(8, 1, clusters=8, epochs=3, schedule="cosine"), lk.Stage(8, 3, epochs=2)]
+
+
+@pytest.mark.filterwarnings("ignore::layerwise_keras.growth.diagnostics.StageWarning")  # few steps a stage
+@pytest.mark.parametrize("killed_after", [2, 4, 6])  # stage 1's last epoch, mid stage 2, mid stage 3
+def test_a_killed_cached_growth_resumes_from_its_checkpoint(splits, tmp_path, monkeypatch, killed_after):
+    """Killed right after the checkpoint of epoch `killed_after`, resumed: the growth an uninterrupted run grows."""
+    from layerwise_keras.growth import cached
+
+    x, y = splits["x_train"][:600], splits["y_train"][:600]
+    kwargs = dict(x_val=splits["x_val"], y_val=splits["y_val"], verbose=0, augment_variants=2, seed=3,
+                  config={"run": "resume test"})
+    args = (x, y, splits["num_classes"], {"class_name": "Adam", "config": {"learning_rate": 0.003}}, 100)
+    keras.utils.set_random_seed(3)
+    model_a, results_a, history_a = grow_cached(_resume_stages(), *args, checkpoint_dir=str(tmp_path / "a"), **kwargs)
+    write = cached.write_checkpoint
+
+    def write_then_die(folder, model, state, arrays):
+        write(folder, model, state, arrays)
+        if state["epochs_done"] == killed_after:
+            raise _Killed()
+
+    monkeypatch.setattr(cached, "write_checkpoint", write_then_die)
+    keras.utils.set_random_seed(3)
+    with pytest.raises(_Killed):
+        grow_cached(_resume_stages(), *args, checkpoint_dir=str(tmp_path / "b"), **kwargs)
+    monkeypatch.setattr(cached, "write_checkpoint", write)
+    model_b, results_b, history_b = grow_cached(_resume_stages(), *args, checkpoint_dir=str(tmp_path / "b"),
+                                                resume=True, **kwargs)
+    assert history_b["stage"] == history_a["stage"] == [1, 1, 2, 2, 2, 3, 3]
+    np.testing.assert_allclose(history_b["learning_rate"], history_a["learning_rate"], rtol=1e-6)
+    # Up to the kill the histories are the first run's own; after it, the resumed run's: the same computation
+    # (same process and machine), but that stage 3's input is cached again from the images in one pass, not
+    # from stage 2's float16 cache, so its float16 rounding may differ.
+    # (measured: equal on the development machine, all three kill points)
+    np.testing.assert_allclose(history_b["loss"], history_a["loss"], rtol=0.02 if killed_after > 5 else 1e-3)
+    assert [r["stage"] for r in results_b] == [1, 2, 3]
+    assert [r["cache_variants"] for r in results_b] == [0, 2, 2]
+    assert results_b[0]["kmeans_inertia"] == pytest.approx(results_a[0]["kmeans_inertia"], rel=1e-6)
+    assert results_b[1]["kmeans_inertia"] == pytest.approx(results_a[1]["kmeans_inertia"], rel=1e-3)
+    assert (np.diff(history_b["seconds"]) > 0).all()  # the clock continues from the checkpoint's time
+    same = (model_a.predict(splits["x_test"], verbose=0).argmax(-1)
+            == model_b.predict(splits["x_test"], verbose=0).argmax(-1)).mean()
+    assert same >= 0.95
+
+
+def test_resuming_a_cached_growth_refuses_another_growths_checkpoint(splits, tmp_path):
+    x, y = splits["x_train"][:200], splits["y_train"][:200]
+    stages = [lk.Stage(8, 3, clusters=8, epochs=1), lk.Stage(8, 3, epochs=1)]
+    folder = str(tmp_path / "ckpt")
+    with pytest.warns(StageWarning):
+        grow_cached(stages, x, y, splits["num_classes"], "adam", 100, verbose=0, checkpoint_dir=folder)
+    with pytest.raises(ValueError, match="belongs to a growth with other"):
+        grow_cached(stages, x, y, splits["num_classes"], "adam", 100, verbose=0, checkpoint_dir=folder,
+                    resume=True, seed=1)
+    with pytest.raises(ValueError, match="resume=True needs the checkpoint_dir"):
+        grow_cached(stages, x, y, splits["num_classes"], "adam", 100, verbose=0, resume=True)
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+        grow_cached(stages, x, y, splits["num_classes"], "adam", 100, verbose=0, resume=True,
+                    checkpoint_dir=str(tmp_path / "empty"))

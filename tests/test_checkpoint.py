@@ -232,3 +232,40 @@ def test_a_bad_checkpoint_period_is_refused_before_anything_is_written(tmp_path)
     with pytest.raises(ValueError, match="checkpoint_every"):
         pipeline.run(json.loads(json.dumps(TINY_CLI_CONFIG)), str(out), verbose=0, checkpoint_every=0)
     assert not out.exists()
+
+
+def test_a_cached_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_growth(tmp_path, monkeypatch):
+    """`"cache": true` runs checkpoint too (grow_cached's own files); `run(resume=True)` continues them."""
+    from layerwise_keras.growth import cached
+
+    config = pipeline.validate_config(dict(RESUME_CONFIG, cache=True))
+    full = pipeline.run(config, str(tmp_path / "full"), verbose=0)
+    assert not (tmp_path / "full" / "checkpoint").exists()  # deleted once the artifacts are written
+    write = cached.write_checkpoint
+
+    class Killed(Exception):
+        pass
+
+    def write_then_die(folder, model, state, arrays):
+        write(folder, model, state, arrays)
+        if state["epochs_done"] == KILL_EPOCH:  # inside stage 2, as in the SIGKILL test above
+            raise Killed
+
+    monkeypatch.setattr(cached, "write_checkpoint", write_then_die)
+    with pytest.raises(Killed):
+        pipeline.run(config, str(tmp_path / "killed"), verbose=0)
+    monkeypatch.setattr(cached, "write_checkpoint", write)
+    assert _epochs_done(tmp_path / "killed") == KILL_EPOCH
+    with pytest.raises(FileExistsError, match="--resume"):  # not started over without being asked
+        pipeline.run(config, str(tmp_path / "killed"), verbose=0)
+    with pytest.raises(ValueError, match="other stages, data sizes, optimizer, seed or configuration"):
+        pipeline.run(dict(config, seed=config["seed"] + 1), str(tmp_path / "killed"), resume=True, verbose=0)
+    uncached = dict(config, cache=False)  # the trainer's path refuses the cached growth's checkpoint
+    with pytest.raises(ValueError, match="different configuration"):
+        pipeline.run(uncached, str(tmp_path / "killed"), resume=True, verbose=0)
+    metrics = pipeline.run(config, str(tmp_path / "killed"), resume=True, verbose=0)
+    assert metrics["resumed_from_epoch"] == KILL_EPOCH
+    assert metrics["history"]["stage"] == full["history"]["stage"] == [1, 1, 2, 2, 2, 2, 2, 3, 3]
+    np.testing.assert_allclose(metrics["history"]["loss"], full["history"]["loss"], rtol=1e-3)
+    assert abs(metrics["test_accuracy"] - full["test_accuracy"]) <= 2 / 200  # two of the 200 test images
+    assert not (tmp_path / "killed" / "checkpoint").exists()

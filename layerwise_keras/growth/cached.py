@@ -41,10 +41,14 @@ of one per epoch of every later stage; fewer copies than epochs means a
 stage sees each augmented image more than once. k-means and validation use
 the un-augmented images, as in the trainer.
 
-Not covered: convergence budgets (`Stage(patience=...)`) and checkpoints.
+With `checkpoint_dir`, the growth is checkpointed after every epoch and
+`resume=True` continues it (`growth.checkpoint` holds the files).
+
+Not covered: convergence budgets (`Stage(patience=...)`).
 """
 
 import copy
+import json
 import math
 import time
 
@@ -55,6 +59,7 @@ import tensorflow as tf
 from layerwise_keras.datasets.augment import augment_batch
 from layerwise_keras.datasets.batches import ArrayBatches
 from layerwise_keras.growth.builder import check_stages, input_model
+from layerwise_keras.growth.checkpoint import OPTIMIZER_FILE, read_checkpoint, write_checkpoint
 from layerwise_keras.growth.kinds import caches_as_ids
 from layerwise_keras.growth.layers import ClusterAssignment
 from layerwise_keras.growth.lifecycle import HISTORY_KEYS, begin_stage, end_stage, report_stage
@@ -207,7 +212,8 @@ def _first_trainable(model, start):
 
 
 def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_val=None, y_val=None,
-                seed=0, verbose=1, kmeans_batch_size=256, name="layerwise", augment_variants=None):
+                seed=0, verbose=1, kmeans_batch_size=256, name="layerwise", augment_variants=None,
+                checkpoint_dir=None, resume=False, config=None, checkpoint_every=1):
     """Grows a network stage by stage, each stage training on its cached input.
 
     Args:
@@ -227,6 +233,18 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
             crop + flip): stage 1 on fresh batches every epoch, each later
             stage on V cached augmented copies of its input, in turn (see
             the module docstring); None (default): no augmentation.
+        checkpoint_dir: a folder to checkpoint the growth into after every
+            epoch (`checkpoint.write_checkpoint`: the model, the stage's
+            optimizer state and the progress), or None.
+        resume: continue from the latest checkpoint in `checkpoint_dir`,
+            which must come from a growth with the same stages, data sizes,
+            optimizer, batch size, seed, `augment_variants` and `config`.
+            Stage inputs are cached again from the saved model; a later
+            stage's may then differ from the first run's by float16 rounding.
+        config: an optional JSON-able dict stored with every checkpoint (a
+            run's configuration); `resume` refuses a checkpoint of another.
+        checkpoint_every: int >= 1, checkpoint after every this many epochs
+            of the growth and after every stage's last epoch.
 
     Returns:
         `(model, stage_results, history)`: the grown `keras.Sequential` (the
@@ -261,30 +279,58 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
     if augment_variants is not None and (isinstance(augment_variants, bool) or not isinstance(augment_variants, int)
                                          or augment_variants < 1):
         raise ValueError(f"grow_cached: augment_variants must be an integer >= 1 or None, got {augment_variants!r}.")
+    if resume and checkpoint_dir is None:
+        raise ValueError("grow_cached: resume=True needs the checkpoint_dir to resume from.")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise ValueError(f"grow_cached: checkpoint_every must be an integer >= 1, got {checkpoint_every!r}.")
     augment = augment_variants is not None
     steps_per_epoch = -(-len(x_train) // int(batch_size))
     y_train = np.asarray(y_train)
     orders = _epoch_orders(len(y_train), seed)
-    train = StageInputs(np.asarray(x_train, dtype=np.float32))
-    val = None if x_val is None else StageInputs(np.asarray(x_val, dtype=np.float32))
-    model = input_model(train.shape, name=name)
+    images = StageInputs(np.asarray(x_train, dtype=np.float32))
+    val_images = None if x_val is None else StageInputs(np.asarray(x_val, dtype=np.float32))
+    growth = {"stages": [stage.get_config() for stage in stages], "num_classes": int(num_classes),
+              "optimizer": optimizer if isinstance(optimizer, (str, dict)) else keras.optimizers.serialize(optimizer),
+              "batch_size": int(batch_size), "seed": int(seed), "augment_variants": augment_variants,
+              "train": len(y_train), "val": None if x_val is None else len(x_val)}
+    saved = _read_saved(checkpoint_dir, growth, config) if resume else None
+    if saved is None:
+        model, first, results = input_model(images.shape, name=name), 0, []
+        history, orders_used, offset = {k: [] for k in HISTORY_KEYS + ("seconds",)}, 0, 0.0
+    else:
+        model, state = saved
+        first, results, history = state["stage_index"], state["stage_results"], state["history"]
+        orders_used, offset = state["orders_used"], state["seconds"]
+        for _ in range(orders_used):  # the epoch orders the epochs before the checkpoint drew
+            next(orders)
+    train, val, copies = images, val_images, []  # augmented: the stage input's copies (none while it is the images)
+    if saved is not None and state["begin"]:  # the input of the stage in training, cached again
+        front = model.layers[:state["begin"]]
+        train = images.advance(front, kmeans_batch_size)
+        val = None if val_images is None else val_images.advance(front, kmeans_batch_size)
+        if augment:
+            copies = [images.advance(front, kmeans_batch_size, _copy_rng(seed, v)) for v in range(augment_variants)]
     last = len(stages) - 1
-    results, history = [], {k: [] for k in HISTORY_KEYS + ("seconds",)}
-    copies = []  # augmented: the current stage input's augmented copies (none while it is the images)
-    began = time.perf_counter()
-    for index, stage in enumerate(stages):
-        n = index + 1
-        start = time.perf_counter()
-        result = {"stage": n}
-        begin = len(model.layers)  # model.layers[:begin] are frozen; `train` is their output
+    began = time.perf_counter() - offset
+    for index in range(first, len(stages)):
+        stage, n = stages[index], index + 1
+        resuming = saved is not None and index == first
+        if resuming:
+            result, begin, begun, done = dict(state["result"]), state["begin"], state["begun"], state["stage_epochs_done"]
+            result["resumed_from_epoch"] = state["epochs_done"]  # of the growth, not of the stage
+            start = time.perf_counter() - state["stage_seconds"]
+        else:
+            result, begin, begun, done = {"stage": n}, len(model.layers), None, 0
+            start = time.perf_counter()
 
         def cluster(layer, inputs=train, start=begin, stage=stage, n=n):
             # k-means of `layer`'s output, computed from the cached input of the layers from `start` on
             layers = model.layers[start:model.layers.index(layer) + 1]
             return cluster_stage(stage, n, _stream(layers, inputs, kmeans_batch_size, n), seed)
 
-        begun = begin_stage(model, stage, n, num_classes, cluster, seed, owner="grow_cached")
-        result.update(begun or {})
+        if not resuming:  # begun (and clustered, if cluster-first) before the checkpoint otherwise
+            begun = begin_stage(model, stage, n, num_classes, cluster, seed, owner="grow_cached")
+            result.update(begun or {})
         # Augmented, a stage trains its own frozen layers too: their output changes with every augmented batch.
         split = begin if augment else _first_trainable(model, begin)
         base, val_base = train, val
@@ -296,11 +342,12 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
         net = keras.Sequential([keras.Input(train.shape)] + model.layers[split:], name=f"stage{n}_net")
         net.compile(optimizer=keras.optimizers.get(copy.deepcopy(optimizer)),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        initial = float(keras.ops.convert_to_numpy(net.optimizer.learning_rate))  # the schedule's start
+        if resuming and state["optimizer_weights"] is not None:  # (the learning rate among them)
+            _restore_optimizer(net.optimizer, net.trainable_variables, state["optimizer_weights"])
         val_batches = None if val is None else _Batches(val, y_val, batch_size)
-        logs = {}
         budget = stage.budget(steps_per_epoch)
-        initial = float(keras.ops.convert_to_numpy(net.optimizer.learning_rate))
-        for done in range(budget):
+        for done in range(done, budget):
             if stage.schedule is not None:  # as the LayerwiseTrainer does: the stage's schedule, epoch by epoch
                 net.optimizer.learning_rate = stage.learning_rate(initial, done, budget)
             history["learning_rate"].append(float(keras.ops.convert_to_numpy(net.optimizer.learning_rate)))
@@ -308,6 +355,7 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                 batches = ArrayBatches(train.data, y_train, batch_size, augment=True, seed=seed, epoch=done)
             else:
                 batches = _Batches(cached[done % len(cached)], y_train, batch_size, next(orders))
+                orders_used += 1
             fit = net.fit(batches, epochs=1, validation_data=val_batches, verbose=verbose, shuffle=False)
             logs = {k: float(v[-1]) for k, v in fit.history.items()}
             if not np.isfinite(logs["loss"]):
@@ -317,7 +365,14 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                     history[key].append(logs[key])
             history["stage"].append(n)
             history["seconds"].append(time.perf_counter() - began)
-        result.update(logs)
+            result.update(logs)
+            if checkpoint_dir is not None and (len(history["stage"]) % checkpoint_every == 0 or done + 1 == budget):
+                state = {"epochs_done": len(history["stage"]), "stage_results": results, "history": history,
+                         "config": config, "growth": growth, "stage_index": index, "stage_epochs_done": done + 1,
+                         "begin": begin, "begun": begun, "result": result, "orders_used": orders_used,
+                         "seconds": history["seconds"][-1], "stage_seconds": time.perf_counter() - start}
+                weights = [keras.ops.convert_to_numpy(v) for v in net.optimizer.variables]
+                write_checkpoint(checkpoint_dir, model, state, {OPTIMIZER_FILE: weights})
         if index < last:
             # A paper-order stage clusters its embeddings from the cache it trained on.
             figures = end_stage(model, stage, n, lambda layer: cluster(layer, train, split), begun)
@@ -331,13 +386,38 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                 train = base.advance(model.layers[begin:], kmeans_batch_size)
                 val = None if val_base is None else val_base.advance(model.layers[begin:], kmeans_batch_size)
             if augment:  # the next stage's augmented copies: from the images, or from this stage's copies
-                copies = [
-                    (base.advance(model.layers[begin:], kmeans_batch_size, np.random.default_rng([seed, 7919, v]))
-                     if not index else copies[v].advance(model.layers[begin:], kmeans_batch_size))
-                    for v in range(augment_variants)
-                ]
+                copies = [(base.advance(model.layers[begin:], kmeans_batch_size, _copy_rng(seed, v)) if not index
+                           else copies[v].advance(model.layers[begin:], kmeans_batch_size))
+                          for v in range(augment_variants)]
         result["stage_seconds"] = time.perf_counter() - start
         result.update(epochs=budget, steps=budget * steps_per_epoch)
         report_stage(result, n, num_classes, results[-1] if results else None)  # the trainer's diagnosis
         results.append(result)
     return model, results, history
+
+
+def _copy_rng(seed, variant):
+    """The augmentation draws of augmented copy `variant` of every cached stage input."""
+    return np.random.default_rng([int(seed), 7919, int(variant)])
+
+
+def _read_saved(folder, growth, config):
+    """The latest checkpoint of a cached growth in `folder` as `(model, state)`, checked against this growth."""
+    model, state = read_checkpoint(folder)
+    if "growth" not in state:
+        raise ValueError(f"the checkpoint in {folder} is not a cached growth's (grow_cached); resume it with the "
+                         "path that wrote it.")
+    if state["growth"] != json.loads(json.dumps(growth)) or state["config"] != json.loads(json.dumps(config)):
+        raise ValueError(f"the checkpoint in {folder} belongs to a growth with other stages, data sizes, optimizer, "
+                         "seed or configuration; resume with the same ones or start over in a new folder.")
+    return model, state
+
+
+def _restore_optimizer(optimizer, variables, weights):
+    """Builds `optimizer` for `variables` and sets its state to the saved `weights`."""
+    optimizer.build(variables)
+    if len(optimizer.variables) != len(weights):
+        raise ValueError(f"grow_cached: the checkpoint holds {len(weights)} optimizer variables, the stage's "
+                         f"optimizer has {len(optimizer.variables)}; the checkpoint belongs to another growth.")
+    for variable, value in zip(optimizer.variables, weights):
+        variable.assign(value)

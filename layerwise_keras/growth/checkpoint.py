@@ -58,6 +58,7 @@ LATEST = "LATEST"
 MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
 BEST_WEIGHTS_FILE = "best_weights.npz"
+OPTIMIZER_FILE = "optimizer.npz"
 
 
 def _json_safe(value):
@@ -143,35 +144,63 @@ class GrowthCheckpoint(keras.callbacks.Callback):
             self._save(epoch)
 
     def _save(self, epoch):
-        name = f"epoch_{epoch + 1:04d}"
-        os.makedirs(self.folder, exist_ok=True)
-        partial = os.path.join(self.folder, name + ".partial")
-        final = os.path.join(self.folder, name)
-        for leftover in (partial, final):  # from a run killed while writing this epoch
-            if os.path.isdir(leftover):
-                shutil.rmtree(leftover)
-        os.makedirs(partial)
-        self.model.save(os.path.join(partial, MODEL_FILE))
         state = {
             "epochs_done": epoch + 1,
-            "stage_results": _json_safe(self.trainer.stage_results),
+            "stage_results": self.trainer.stage_results,
             "trainer": self.trainer.progress(),
             "history": self.history,
             "config": self.config,
         }
-        with open(os.path.join(partial, STATE_FILE), "w") as f:
-            json.dump(state, f)
-        best = self.trainer.best_weights()
-        if best is not None:  # a converging stage's best epoch so far, restored when it ends
-            np.savez(os.path.join(partial, BEST_WEIGHTS_FILE), *best)
-        os.rename(partial, final)
-        latest_tmp = os.path.join(self.folder, LATEST + ".tmp")
-        with open(latest_tmp, "w") as f:
-            f.write(name + "\n")
-        os.replace(latest_tmp, os.path.join(self.folder, LATEST))
-        for entry in os.listdir(self.folder):
-            if entry.startswith("epoch_") and entry != name:
-                shutil.rmtree(os.path.join(self.folder, entry), ignore_errors=True)
+        best = self.trainer.best_weights()  # a converging stage's best epoch so far, restored when it ends
+        write_checkpoint(self.folder, self.model, state, {BEST_WEIGHTS_FILE: best} if best is not None else {})
+
+
+def write_checkpoint(folder, model, state, arrays=None):
+    """Writes one checkpoint into `folder/epoch_NNNN/` (NNNN: `state["epochs_done"]`), atomically.
+
+    The module docstring says how: written whole into `.partial`, renamed,
+    then named in `LATEST`; older checkpoints deleted after that.
+
+    Args:
+        folder: the checkpoint folder (created if missing).
+        model: the Keras model to save as `model.keras`.
+        state: a dict with at least `epochs_done`, `stage_results`,
+            `history` and `config`, saved as `state.json` (NumPy scalars
+            made JSON numbers).
+        arrays: optional dict file name -> list of arrays, each saved with
+            `np.savez` (`read_checkpoint` loads `best_weights.npz` and
+            `optimizer.npz`).
+
+    Example:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> write_checkpoint(tmp_dir, model, {"epochs_done": 4, "stage_results": [], "history": [], "config": {}})
+    >>> read_checkpoint(tmp_dir)[1]["epochs_done"]
+    4
+    """
+    folder = os.fspath(folder)
+    name = f"epoch_{int(state['epochs_done']):04d}"
+    os.makedirs(folder, exist_ok=True)
+    partial = os.path.join(folder, name + ".partial")
+    final = os.path.join(folder, name)
+    for leftover in (partial, final):  # from a run killed while writing this epoch
+        if os.path.isdir(leftover):
+            shutil.rmtree(leftover)
+    os.makedirs(partial)
+    model.save(os.path.join(partial, MODEL_FILE))
+    with open(os.path.join(partial, STATE_FILE), "w") as f:
+        json.dump(_json_safe(state), f)
+    for file_name, values in (arrays or {}).items():
+        np.savez(os.path.join(partial, file_name), *values)
+    os.rename(partial, final)
+    latest_tmp = os.path.join(folder, LATEST + ".tmp")
+    with open(latest_tmp, "w") as f:
+        f.write(name + "\n")
+    os.replace(latest_tmp, os.path.join(folder, LATEST))
+    for entry in os.listdir(folder):
+        if entry.startswith("epoch_") and entry != name:
+            shutil.rmtree(os.path.join(folder, entry), ignore_errors=True)
 
 
 def fresh_progress():
@@ -241,7 +270,8 @@ def read_checkpoint(folder):
         optimizer state) and the `state.json` dict (`epochs_done`,
         `stage_results`, `trainer` (the trainer's `progress()`), `history`,
         `config`), with `best_weights`: the list of arrays of a converging
-        stage's best epoch, or None.
+        stage's best epoch, or None, and `optimizer_weights`: a cached
+        growth's optimizer variables (`growth.cached`), or None.
 
     Raises:
         FileNotFoundError: if there is no checkpoint in `folder`.
@@ -278,12 +308,13 @@ def read_checkpoint(folder):
     if missing:
         raise ValueError(f"checkpoint state {state_path} lacks {sorted(missing)}.")
     model = load_keras_file(os.path.join(path, MODEL_FILE))
-    state["best_weights"] = None
-    best_path = os.path.join(path, BEST_WEIGHTS_FILE)
-    if os.path.isfile(best_path):
-        try:
-            with np.load(best_path) as arrays:
-                state["best_weights"] = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
-        except (OSError, ValueError, KeyError) as err:
-            raise ValueError(f"checkpoint weights {best_path} are missing or corrupt: {err}") from err
+    for key, file_name in (("best_weights", BEST_WEIGHTS_FILE), ("optimizer_weights", OPTIMIZER_FILE)):
+        state[key] = None
+        array_path = os.path.join(path, file_name)
+        if os.path.isfile(array_path):
+            try:
+                with np.load(array_path) as arrays:
+                    state[key] = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+            except (OSError, ValueError, KeyError) as err:
+                raise ValueError(f"checkpoint weights {array_path} are missing or corrupt: {err}") from err
     return model, state

@@ -33,7 +33,7 @@ Top level:
 - `seed`: int >= 0 (default 0): seeds the data, the weights and k-means
   (`--seed` overrides it).
 - `cache`: bool (default false): each stage trains on its cached input, int16
-  cluster ids or float16 codes (`growth.cached`); not resumable. With the
+  cluster ids or float16 codes (`growth.cached`). With the
   dataset option `augment`, also `cache_variants`.
 - `cache_variants`: int >= 1, with `cache` and `augment` only: stage 1 trains
   on freshly augmented images every epoch, each later stage on this many

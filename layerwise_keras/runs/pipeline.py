@@ -87,7 +87,8 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
             (not supported with `"cache": true`).
         checkpoint_dir: folder for a `checkpoint.GrowthCheckpoint` at every
             epoch end (training batches then come from `ArrayBatches`, whose
-            order depends on the epoch only); not with `"cache": true`.
+            order depends on the epoch only); with `"cache": true`,
+            `grow_cached`'s own checkpoints.
         resume: continue from the latest checkpoint in `checkpoint_dir`
             (which must exist and hold this same `config`).
         checkpoint_every: int >= 1, write the checkpoint after every this
@@ -122,11 +123,6 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
     if resume and checkpoint_dir is None:
         raise ValueError("grow: resume=True needs the checkpoint_dir to resume from.")
     if config.get("cache"):
-        if checkpoint_dir is not None:
-            raise ValueError(
-                "grow: checkpoints (and --resume) are not supported with \"cache\": true; the cached path grows "
-                "stage by stage outside one fit. Drop \"cache\" to get a resumable run."
-            )
         if callbacks:
             raise ValueError("grow: extra callbacks are not supported with \"cache\": true.")
         if config["dataset"].get("options", {}).get("augment") and not config.get("cache_variants"):
@@ -135,7 +131,7 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
                 "images change every epoch, so a stage input can only be cached for a fixed number of augmented "
                 "copies (e.g. \"cache_variants\": 4); or drop one of \"cache\" and \"augment\"."
             )
-        model, figures = _grow_cached(config, splits, stages, seed, verbose)
+        model, figures = _grow_cached(config, splits, stages, seed, verbose, checkpoint_dir, resume, checkpoint_every)
     else:
         model, figures = _grow(config, splits, stages, seed, verbose, callbacks, checkpoint_dir, resume,
                                checkpoint_every)
@@ -182,7 +178,7 @@ def _grow(config, splits, stages, seed, verbose, callbacks, checkpoint_dir, resu
     return model, figures
 
 
-def _grow_cached(config, splits, stages, seed, verbose):
+def _grow_cached(config, splits, stages, seed, verbose, checkpoint_dir, resume, checkpoint_every):
     from layerwise_keras.growth.cached import grow_cached  # TensorFlow-only: imported when a config asks for it
 
     start = time.perf_counter()
@@ -191,10 +187,16 @@ def _grow_cached(config, splits, stages, seed, verbose):
         config["batch_size"], x_val=splits["x_val"], y_val=splits["y_val"], seed=seed, verbose=verbose,
         name=config.get("name") or "layerwise",
         augment_variants=config.get("cache_variants") if config["dataset"].get("options", {}).get("augment") else None,
+        checkpoint_dir=checkpoint_dir, resume=resume, config=json.loads(json.dumps(config)),
+        checkpoint_every=checkpoint_every,
     )
     train_seconds = time.perf_counter() - start
     test_accuracy = top1_accuracy(model.predict(splits["x_test"], batch_size=256, verbose=0), splits["y_test"])
-    return model, _figures(model, splits, results, test_accuracy, train_seconds, history)
+    figures = _figures(model, splits, results, test_accuracy, train_seconds, history)
+    resumed = [r["resumed_from_epoch"] for r in results if "resumed_from_epoch" in r]
+    if resumed:
+        figures["resumed_from_epoch"] = resumed[0]
+    return model, figures
 
 
 def _figures(model, splits, stage_results, test_accuracy, train_seconds, history):
@@ -308,11 +310,11 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=Fals
             epoch; a resumed run repeats the epochs after the last one.
 
     Growth is checkpointed at every epoch end (or per `checkpoint_every`)
-    into `output_dir/checkpoint/` (`layerwise_keras.growth.checkpoint`), except with
-    `"cache": true`. If the process dies, `run(..., resume=True)`
-    (`train --resume`) continues from the last checkpointed epoch; the grown
-    model then equals that of an
-    uninterrupted run with the same seed. Without `resume`, a folder holding a
+    into `output_dir/checkpoint/` (`layerwise_keras.growth.checkpoint`). If the
+    process dies, `run(..., resume=True)` (`train --resume`) continues from the
+    last checkpointed epoch; the grown model then equals that of an
+    uninterrupted run with the same seed (with `"cache": true`, up to the
+    float16 rounding of a later stage's input, cached again on resuming). Without `resume`, a folder holding a
     checkpoint is refused (unless `overwrite`, which deletes it). The
     checkpoint is deleted once the artifacts are written. With `baseline`, the
     baseline is not checkpointed: a resumed run trains it from the start.
@@ -337,9 +339,7 @@ def run(config, output_dir, overwrite=False, seed=None, verbose=1, baseline=Fals
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
         raise ValueError(f"checkpoint_every (--checkpoint-every) must be an integer >= 1, got {checkpoint_every!r}.")
     config, seed, splits = _prepare(config, output_dir, overwrite, seed, resume)
-    checkpoint_dir = None if config.get("cache") else os.path.join(output_dir, CHECKPOINT)
-    if resume and checkpoint_dir is None:
-        raise ValueError("resume: runs with \"cache\": true are not checkpointed, so they cannot be resumed.")
+    checkpoint_dir = os.path.join(output_dir, CHECKPOINT)
     model, figures = grow(config, splits, seed=seed, verbose=verbose, checkpoint_dir=checkpoint_dir, resume=resume,
                           checkpoint_every=checkpoint_every)
     base = end_to_end(config, splits, seed=seed, verbose=verbose)[1] if baseline else None

@@ -14,7 +14,15 @@ configuration's batch size and image shape:
   first trainable layer alone: the part every epoch recomputes because
   augmentation changes the images (what a cache of augmented variants would
   save);
-- `twin`: one `train_on_batch` of the end-to-end twin (`end_to_end_model`).
+- `twin`: one `train_on_batch` of the end-to-end twin (`end_to_end_model`);
+- with `--variants V`, what a cached growth with V augmented copies
+  (`"cache": true, "cache_variants": V`, `growth.cached`) spends instead on
+  every stage after the first: `cached_step`, one `train_on_batch` of the
+  stage's network on its cached input (its own frozen code and head, nothing
+  in front), and `fill`, the seconds per image of caching that input
+  (`StageInputs.advance` over the previous stage's input, as the growth does);
+  a stage then costs its epochs of cached steps plus V + 1 fills of the
+  training images (the copies and the un-augmented input k-means reads).
 
 Each is timed with and without XLA (`jit_compile`), after two warm-up steps,
 as the median of `--steps` steps. From them: the estimated seconds of an epoch
@@ -25,7 +33,7 @@ runs' results). Writes `benchmarks/results/cifar10_step_cost.{json,md}`
 (`_quick` with `--quick`: the config's smoke copy, 3 steps).
 
 Usage:
-    python benchmarks/cifar10_step_cost.py [--config cifar10_best] [--steps 10] [--quick]
+    python benchmarks/cifar10_step_cost.py [--config cifar10_best] [--steps 10] [--variants 4] [--quick]
 """
 
 import argparse
@@ -43,6 +51,7 @@ import numpy as np  # noqa: E402
 
 from _common import RESULTS, commit, cpu_description, now, write_results  # noqa: E402
 from layerwise_keras.growth.builder import end_to_end_model, input_model  # noqa: E402
+from layerwise_keras.growth.cached import StageInputs  # noqa: E402
 from layerwise_keras.growth.lifecycle import begin_stage, end_stage  # noqa: E402
 from layerwise_keras.growth.stage import Stage  # noqa: E402
 from layerwise_keras.runs.config import load_config, smoke_config  # noqa: E402
@@ -77,8 +86,19 @@ def _first_trainable(model):
     return next(i for i, layer in enumerate(model.layers) if layer.trainable_weights)
 
 
-def measure(config, steps, jit_compile, seed=0):
-    """Median seconds per step of every stage's training network, its frozen front, and the twin."""
+def _cached_net(model, begin, shape, config, jit_compile):
+    """The network a cached growth trains for the stage from `begin` on: its layers on its cached input."""
+    net = keras.Sequential([keras.Input(shape)] + model.layers[begin:])
+    net.compile(optimizer=keras.optimizers.get(config["optimizer"]), jit_compile=jit_compile,
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return net
+
+
+def measure(config, steps, jit_compile, seed=0, variants=None, fill_batch=256):
+    """Median seconds per step of every stage's training network, its frozen front, and the twin.
+
+    With `variants`, also each later stage's `cached_step` and `fill` (seconds per image) of a cached growth.
+    """
     stages = [Stage.from_config(s) for s in config["stages"]]
     shape = IMAGE_SHAPE[config["dataset"]["name"]]
     rng = np.random.default_rng(seed)
@@ -87,10 +107,21 @@ def measure(config, steps, jit_compile, seed=0):
     y = rng.integers(0, 10, batch)
     model = input_model(shape, name="growth")
     rows = []
+    inputs, previous = StageInputs(rng.normal(size=(fill_batch,) + shape).astype("float32")), 0
     for index, stage in enumerate(stages):
         n = index + 1
         cluster = _fake_cluster(stage, rng)
+        begin = len(model.layers)
+        cached = {}
+        if variants and index:  # the stage input cached from the previous one's, as grow_cached does
+            front = model.layers[previous:begin]
+            cached["fill"] = _median_seconds(lambda: inputs.advance(front, fill_batch), steps) / fill_batch
+            inputs, previous = inputs.advance(front, fill_batch), begin
         begun = begin_stage(model, stage, n, 10, cluster, seed)
+        if cached:
+            net = _cached_net(model, begin, inputs.shape, config, jit_compile)
+            xc = inputs.decode(inputs.data[:batch])
+            cached["cached_step"] = _median_seconds(lambda: net.train_on_batch(xc, y), steps)
         compile_model(model, config)
         model.jit_compile = jit_compile
         row = {"stage": n, "step": _median_seconds(lambda: model.train_on_batch(x, y), steps)}
@@ -100,6 +131,7 @@ def measure(config, steps, jit_compile, seed=0):
             prefix = keras.Sequential([keras.Input(shape)] + front)
             prefix.compile(jit_compile=jit_compile)  # for its compiled predict function only
             row["frozen"] = _median_seconds(lambda: prefix.predict_on_batch(x), steps)
+        row.update(cached)
         rows.append(row)
         if index < len(stages) - 1:
             end_stage(model, stage, n, cluster, begun)
@@ -124,6 +156,12 @@ def summarize(report):
         m["growth_seconds"], m["twin_seconds"] = growth, m["twin_epoch_seconds"] * sum(epochs)
         m["ratio"] = growth / m["twin_seconds"]
         m["frozen_share"] = frozen / growth
+        if report.get("variants"):  # stage 1 as above; later stages on cached copies plus V + 1 fills
+            copies = report["variants"] + 1
+            cached = sum(r["epoch_seconds"] * r["epochs"] if "cached_step" not in r else
+                         r["cached_step"] * steps_per_epoch * r["epochs"] + r["fill"] * report["train"] * copies
+                         for r in m["stages"])
+            m["cached_growth_seconds"], m["cached_ratio"] = cached, cached / m["twin_seconds"]
     return report
 
 
@@ -144,17 +182,26 @@ def markdown(report):
     ]
     if report["quick"]:
         lines.append("- **QUICK MODE: the config's smoke copy (narrow stages), 3 steps; not results.**")
-    lines += ["", "| XLA | stage | step s | frozen front s | epoch s (est.) | epochs |", "|---|---|---|---|---|---|"]
+    if report.get("variants"):
+        lines.append(f"- cached: a cached growth with {report['variants']} augmented copies (`\"cache\": true, "
+                     f"\"cache_variants\": {report['variants']}`): stage 1 as uncached; each later stage's epochs of "
+                     f"`cached step` plus {report['variants'] + 1} passes of `fill` (s per image) over the "
+                     f"{report['train']} training images")
+    lines += ["", "| XLA | stage | step s | frozen front s | epoch s (est.) | epochs | cached step s | fill ms/image |",
+              "|---|---|---|---|---|---|---|---|"]
     for m in report["measurements"]:
         for r in m["stages"]:
+            extra = (f"{r['cached_step']:.3f} | {1000 * r['fill']:.2f}" if "cached_step" in r else "— | —")
             lines.append(f"| {m['jit_compile']} | {r['stage']} | {r['step']:.3f} | {r['frozen']:.3f} "
-                         f"| {r['epoch_seconds']:.0f} | {r['epochs']} |")
+                         f"| {r['epoch_seconds']:.0f} | {r['epochs']} | {extra} |")
         lines.append(f"| {m['jit_compile']} | twin | {m['twin_step']:.3f} | — | {m['twin_epoch_seconds']:.0f} "
-                     f"| {sum(r['epochs'] for r in m['stages'])} |")
-    lines += ["", "| XLA | growth s (est.) | twin s (est.) | ratio | frozen share |", "|---|---|---|---|---|"]
+                     f"| {sum(r['epochs'] for r in m['stages'])} | — | — |")
+    lines += ["", "| XLA | growth s (est.) | twin s (est.) | ratio | frozen share | cached growth s (est.) | cached ratio |",
+              "|---|---|---|---|---|---|---|"]
     for m in report["measurements"]:
+        extra = (f"{m['cached_growth_seconds']:.0f} | {m['cached_ratio']:.2f}" if "cached_ratio" in m else "— | —")
         lines.append(f"| {m['jit_compile']} | {m['growth_seconds']:.0f} | {m['twin_seconds']:.0f} "
-                     f"| {m['ratio']:.2f} | {m['frozen_share']:.2f} |")
+                     f"| {m['ratio']:.2f} | {m['frozen_share']:.2f} | {extra} |")
     return "\n".join(lines) + "\n"
 
 
@@ -162,6 +209,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="cifar10_best")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--variants", type=int, default=None,
+                        help="also estimate a cached growth with this many augmented copies")
     parser.add_argument("--quick", action="store_true", help="the config's smoke copy, 3 steps")
     parser.add_argument("--output", default=RESULTS)
     args = parser.parse_args(argv)
@@ -170,11 +219,13 @@ def main(argv=None):
     if args.quick:
         config, args.steps = smoke_config(config, train=train, val=0, test=0), 3
     keras.utils.set_random_seed(0)
-    report = {"config": config, "train": train, "steps": args.steps, "quick": args.quick,
+    if args.variants is not None and args.variants < 1:
+        parser.error(f"--variants must be >= 1, got {args.variants}")
+    report = {"config": config, "train": train, "steps": args.steps, "quick": args.quick, "variants": args.variants,
               "command": " ".join(["python benchmarks/cifar10_step_cost.py",
                                    *(argv if argv is not None else sys.argv[1:])]),
               "commit": commit(), "date": now(), "machine": machine_info(),
-              "measurements": [measure(config, args.steps, jit) for jit in (False, True)]}
+              "measurements": [measure(config, args.steps, jit, variants=args.variants) for jit in (False, True)]}
     summarize(report)
     stem = f"{args.config}_step_cost" + ("_quick" if args.quick else "")
     write_results(args.output, stem, report, markdown(report))

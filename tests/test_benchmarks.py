@@ -287,10 +287,11 @@ def test_sample_complexity_benchmark_quick_smoke(tmp_path):
 def test_step_cost_quick_smoke(tmp_path):
     """The step-cost profile runs and its table and totals are computed from its own measurements."""
     script = os.path.join(ROOT, "benchmarks", "cifar10_step_cost.py")
-    result = subprocess.run([sys.executable, script, "--quick", "--output", str(tmp_path)], capture_output=True,
-                            text=True, timeout=900)
+    result = subprocess.run([sys.executable, script, "--quick", "--variants", "2", "--output", str(tmp_path)],
+                            capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "cifar10_best_step_cost_quick.json").read_text())
+    assert report["variants"] == 2
     bench = _bench("cifar10_step_cost")
     assert (tmp_path / "cifar10_best_step_cost_quick.md").read_text() == bench.markdown(report)
     assert [m["jit_compile"] for m in report["measurements"]] == [False, True] and report["quick"]
@@ -302,3 +303,9 @@ def test_step_cost_quick_smoke(tmp_path):
             assert r["epoch_seconds"] == pytest.approx(r["step"] * steps_per_epoch)
         assert m["ratio"] == pytest.approx(m["growth_seconds"] / m["twin_seconds"])
         assert m["growth_seconds"] == pytest.approx(sum(r["epoch_seconds"] * r["epochs"] for r in m["stages"]))
+        # The cached estimate: stage 1 as uncached, later stages' cached steps plus 3 fills (2 copies + 1).
+        assert "cached_step" not in m["stages"][0] and all(r["cached_step"] > 0 < r["fill"] for r in m["stages"][1:])
+        cached = m["stages"][0]["epoch_seconds"] * m["stages"][0]["epochs"] + sum(
+            (r["cached_step"] * steps_per_epoch * r["epochs"] + 3 * r["fill"] * report["train"]) for r in m["stages"][1:])
+        assert m["cached_growth_seconds"] == pytest.approx(cached)
+        assert m["cached_ratio"] == pytest.approx(cached / m["twin_seconds"])

@@ -101,6 +101,14 @@ def stage_kinds(report):
     return describe([Stage.from_config(stage) for stage in config["stages"]])
 
 
+def cache_note(config):
+    """How a run's stages were fed: `""` (the trainer), `" (cached)"`, `" (cached, V augmented copies)"`."""
+    if not config.get("cache"):
+        return ""
+    variants = config.get("cache_variants")
+    return f" (cached, {variants} augmented copies)" if variants else " (cached)"
+
+
 def _seconds(value):
     return f"{value:.0f}" if value is not None else "—"
 
@@ -138,7 +146,7 @@ def markdown(runs):
     for stem, r in rows:
         lw, e2e, stages = r["layerwise"], r.get("end_to_end") or {}, r["config"]["stages"]
         vals = [s["val_accuracy"] for s in lw["stages"]]
-        epochs = "/".join(map(str, stage_epochs(r)))
+        epochs = "/".join(map(str, stage_epochs(r))) + cache_note(r["config"])
         drops = stage_drops(lw["stages"])
         gains = "—" if drops is None else ("no" if drops else "yes")
         twin = f"{e2e['test_accuracy']:.4f}" if e2e else "—"

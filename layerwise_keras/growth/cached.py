@@ -146,7 +146,8 @@ class StageInputs:
         """
         layers = list(layers)
         if rng is not None and (self.depth is not None or len(self.shape) != 3):
-            raise ValueError(f"grow_cached: only images [n, H, W, C] can be augmented, not a cache of shape {self.shape}.")
+            raise ValueError(f"grow_cached: only images [n, H, W, C] can be augmented, not a cache of shape "
+                             f"{self.shape}.")
         if not layers:
             if rng is not None:
                 raise ValueError("grow_cached: augmenting a cache needs the layers to run on the augmented images.")
@@ -316,7 +317,8 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
         stage, n = stages[index], index + 1
         resuming = saved is not None and index == first
         if resuming:
-            result, begin, begun, done = dict(state["result"]), state["begin"], state["begun"], state["stage_epochs_done"]
+            result, begin, begun = dict(state["result"]), state["begin"], state["begun"]
+            done = state["stage_epochs_done"]
             result["resumed_from_epoch"] = state["epochs_done"]  # of the growth, not of the stage
             start = time.perf_counter() - state["stage_seconds"]
         else:
@@ -326,7 +328,8 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
         def cluster(layer, inputs=train, start=begin, stage=stage, n=n):
             # k-means of `layer`'s output, computed from the cached input of the layers from `start` on
             layers = model.layers[start:model.layers.index(layer) + 1]
-            return cluster_stage(stage, n, _stream(layers, inputs, kmeans_batch_size, n), seed)
+            stream = _stream(layers, inputs, kmeans_batch_size, n)
+            return cluster_stage(stage, n, stream, seed, verbose=int(bool(verbose)))
 
         if not resuming:  # begun (and clustered, if cluster-first) before the checkpoint otherwise
             begun = begin_stage(model, stage, n, num_classes, cluster, seed, owner="grow_cached")
@@ -386,14 +389,25 @@ def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_
                 train = base.advance(model.layers[begin:], kmeans_batch_size)
                 val = None if val_base is None else val_base.advance(model.layers[begin:], kmeans_batch_size)
             if augment:  # the next stage's augmented copies: from the images, or from this stage's copies
+                filled = time.perf_counter()
+                _say(verbose, f"stage {n + 1}: caching its input for {augment_variants} augmented copies of the "
+                              f"{len(y_train)} training images ...")
                 copies = [(base.advance(model.layers[begin:], kmeans_batch_size, _copy_rng(seed, v)) if not index
                            else copies[v].advance(model.layers[begin:], kmeans_batch_size))
                           for v in range(augment_variants)]
+                mib = sum(c.nbytes for c in copies) / 2**20
+                _say(verbose, f"stage {n + 1}: {augment_variants} copies cached ({mib:.0f} MiB) in "
+                              f"{time.perf_counter() - filled:.1f} s.")
         result["stage_seconds"] = time.perf_counter() - start
         result.update(epochs=budget, steps=budget * steps_per_epoch)
         report_stage(result, n, num_classes, results[-1] if results else None)  # the trainer's diagnosis
         results.append(result)
     return model, results, history
+
+
+def _say(verbose, message):
+    if verbose:
+        print(f"grow_cached: {message}", flush=True)
 
 
 def _copy_rng(seed, variant):

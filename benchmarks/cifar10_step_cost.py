@@ -196,8 +196,8 @@ def markdown(report):
                          f"| {r['epoch_seconds']:.0f} | {r['epochs']} | {extra} |")
         lines.append(f"| {m['jit_compile']} | twin | {m['twin_step']:.3f} | — | {m['twin_epoch_seconds']:.0f} "
                      f"| {sum(r['epochs'] for r in m['stages'])} | — | — |")
-    lines += ["", "| XLA | growth s (est.) | twin s (est.) | ratio | frozen share | cached growth s (est.) | cached ratio |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "| XLA | growth s (est.) | twin s (est.) | ratio | frozen share | cached growth s (est.) "
+              "| cached ratio |", "|---|---|---|---|---|---|---|"]
     for m in report["measurements"]:
         extra = (f"{m['cached_growth_seconds']:.0f} | {m['cached_ratio']:.2f}" if "cached_ratio" in m else "— | —")
         lines.append(f"| {m['jit_compile']} | {m['growth_seconds']:.0f} | {m['twin_seconds']:.0f} "

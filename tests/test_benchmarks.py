@@ -306,6 +306,7 @@ def test_step_cost_quick_smoke(tmp_path):
         # The cached estimate: stage 1 as uncached, later stages' cached steps plus 3 fills (2 copies + 1).
         assert "cached_step" not in m["stages"][0] and all(r["cached_step"] > 0 < r["fill"] for r in m["stages"][1:])
         cached = m["stages"][0]["epoch_seconds"] * m["stages"][0]["epochs"] + sum(
-            (r["cached_step"] * steps_per_epoch * r["epochs"] + 3 * r["fill"] * report["train"]) for r in m["stages"][1:])
+            r["cached_step"] * steps_per_epoch * r["epochs"] + 3 * r["fill"] * report["train"]
+            for r in m["stages"][1:])
         assert m["cached_growth_seconds"] == pytest.approx(cached)
         assert m["cached_ratio"] == pytest.approx(cached / m["twin_seconds"])

@@ -49,8 +49,8 @@ def test_augmented_cifar_growth_trains_uncached_and_cached_with_augmented_copies
     # The figure is the grown model's own accuracy on the test split.
     predicted = model.predict(splits["x_test"], verbose=0).argmax(-1)
     assert figures["test_accuracy"] == pytest.approx(float((predicted == splits["y_test"]).mean()))
-    with pytest.raises(ValueError, match="cache_variants"):  # how many augmented copies to cache is the user's call
-        pipeline.grow(dict(config, cache=True), splits, seed=0, verbose=0)
+    with pytest.raises(ValueError, match="needs cache_variants"):  # how many augmented copies is the user's call
+        validate_config(dict(config, cache=True))
     cached = validate_config(dict(config, cache=True, cache_variants=2))
     model, figures = pipeline.grow(cached, splits, seed=0, verbose=0)
     assert [s["cache_variants"] for s in figures["stages"]] == [0, 2, 2]

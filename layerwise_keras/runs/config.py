@@ -32,15 +32,11 @@ Top level:
 - `description`: str, free text.
 - `seed`: int >= 0 (default 0): seeds the data, the weights and k-means
   (`--seed` overrides it).
-- `cache`: bool (default false): each stage trains on its cached input, int16
-  cluster ids or float16 codes (`growth.cached`). With the
-  dataset option `augment`, also `cache_variants`.
-- `cache_variants`: int >= 1, with `cache` and `augment` only: stage 1 trains
-  on freshly augmented images every epoch, each later stage on this many
-  cached augmented copies of its input, one per epoch in turn.
-- `probe_epochs`: int >= 0 (default 0): after growth, train a fresh readout on
-  each paper-order stage's frozen code for this many epochs and report its
-  accuracy beside the stage's own (`probes.probe_codes`).
+- `cache`: bool (default false): each stage trains on its cached input
+  (`growth.cached`); with `augment`, on `cache_variants` (int >= 1, needed)
+  augmented copies of it in turn (stage 1 on fresh ones).
+- `probe_epochs`: int >= 0 (default 0): epochs of a fresh readout trained after
+  growth on each paper-order stage's frozen code, reported (`probes.probe_codes`).
 
 `dataset`:
 
@@ -69,8 +65,8 @@ details; all optional but `width`):
   (strides default to the window: non-overlapping patches).
 - `clusters`: int K >= 2 of k-means, or null for the classifier stage.
 - `epochs`, `steps`: the stage's budget, in epochs or in gradient steps.
-- `patience`, `monitor`, `min_delta`, `mode`: stop a stage early when `monitor` has
-  not improved by `min_delta` for `patience` epochs. (`mode`: `"auto"`, `"min"` or `"max"`, whether it should shrink or grow)
+- `patience`, `monitor`, `min_delta`, `mode` (`"auto"`, `"min"`, `"max"`): stop a
+  stage early when `monitor` has not improved by `min_delta` for `patience` epochs.
 - `assignment`: `"hard"`, `"nearest"` (with `q` nearest), `"soft"` (with
   `temperature`) or `"triangle"`: how embeddings become the next stage's input.
 - `whiten`: null or epsilon > 0: ZCA-whiten the embeddings before k-means.
@@ -316,26 +312,22 @@ def check_config(config, source="config"):
         raise ValueError(f"{err} Every key of every block is described in {DOCS}.") from None
     missing = [k for k in REQUIRED if k not in config]
     if missing:
-        raise ValueError(f"{source}: missing keys {missing}; expected {list(REQUIRED)} and optionally "
-                         f"{list(OPTIONAL)}.")
+        raise ValueError(f"{source}: missing keys {missing}; expected {list(REQUIRED)}, optionally {list(OPTIONAL)}.")
     config = copy.deepcopy(config)
     _check_dataset(config["dataset"], source)
     _check_stages(config["stages"], source)
     _check_optimizer(config["optimizer"], source)
     config["batch_size"] = _count(config["batch_size"], "batch_size", source)
-    if "seed" in config:
-        config["seed"] = _count(config["seed"], "seed", source, minimum=0)
-    if "probe_epochs" in config:
-        config["probe_epochs"] = _count(config["probe_epochs"], "probe_epochs", source, minimum=0,
-                                        note=" (0: no code probes)")
+    for key, minimum, note in (("seed", 0, ""), ("probe_epochs", 0, " (0: no probes)"), ("cache_variants", 1, "")):
+        if key in config:
+            config[key] = _count(config[key], key, source, minimum=minimum, note=note)
     for key, kind in (("name", "str"), ("description", "str"), ("cache", "bool")):
         if key in config:
             _check_type(config[key], kind, key, source)
-    if "cache_variants" in config:
-        config["cache_variants"] = _count(config["cache_variants"], "cache_variants", source)
-        if not (config.get("cache") and config["dataset"].get("options", {}).get("augment")):
-            raise ValueError(f"{source}: cache_variants (augmented copies of each cached stage input) needs "
-                             "\"cache\": true and the dataset option \"augment\": true.")
+    options = config["dataset"].get("options", {})
+    if ("cache_variants" in config) != bool(config.get("cache") and options.get("augment")):
+        raise ValueError(f"{source}: \"cache\": true with the dataset option \"augment\" needs cache_variants, the "
+                         "augmented copies of each cached stage input (e.g. 4), and cache_variants needs both.")
     return config
 
 

@@ -125,12 +125,6 @@ def grow(config, splits, seed=0, verbose=1, callbacks=(), checkpoint_dir=None, r
     if config.get("cache"):
         if callbacks:
             raise ValueError("grow: extra callbacks are not supported with \"cache\": true.")
-        if config["dataset"].get("options", {}).get("augment") and not config.get("cache_variants"):
-            raise ValueError(
-                "grow: \"cache\": true with the dataset option \"augment\" needs \"cache_variants\": augmented "
-                "images change every epoch, so a stage input can only be cached for a fixed number of augmented "
-                "copies (e.g. \"cache_variants\": 4); or drop one of \"cache\" and \"augment\"."
-            )
         model, figures = _grow_cached(config, splits, stages, seed, verbose, checkpoint_dir, resume, checkpoint_every)
     else:
         model, figures = _grow(config, splits, stages, seed, verbose, callbacks, checkpoint_dir, resume,
@@ -186,7 +180,7 @@ def _grow_cached(config, splits, stages, seed, verbose, checkpoint_dir, resume, 
         stages, splits["x_train"], splits["y_train"], splits["num_classes"], config["optimizer"],
         config["batch_size"], x_val=splits["x_val"], y_val=splits["y_val"], seed=seed, verbose=verbose,
         name=config.get("name") or "layerwise",
-        augment_variants=config.get("cache_variants") if config["dataset"].get("options", {}).get("augment") else None,
+        augment_variants=config.get("cache_variants"),  # (validate_config: set exactly when augmenting)
         checkpoint_dir=checkpoint_dir, resume=resume, config=json.loads(json.dumps(config)),
         checkpoint_every=checkpoint_every,
     )

@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 
 from _common import RESULTS, commit, cpu_description, now, write_results  # noqa: E402
 from layerwise_keras.growth.builder import end_to_end_model, input_model  # noqa: E402
-from layerwise_keras.growth.cached import StageInputs  # noqa: E402
+from layerwise_keras.growth.stage_inputs import StageInputs, first_trainable  # noqa: E402
 from layerwise_keras.growth.lifecycle import begin_stage, end_stage  # noqa: E402
 from layerwise_keras.growth.stage import Stage  # noqa: E402
 from layerwise_keras.runs.config import load_config, smoke_config  # noqa: E402
@@ -82,13 +82,9 @@ def _fake_cluster(stage, rng):
     return cluster
 
 
-def _first_trainable(model):
-    return next(i for i, layer in enumerate(model.layers) if layer.trainable_weights)
-
-
-def _cached_net(model, begin, shape, config, jit_compile):
+def _cached_net(model, begin, inputs, config, jit_compile):
     """The network a cached growth trains for the stage from `begin` on: its layers on its cached input."""
-    net = keras.Sequential([keras.Input(shape)] + model.layers[begin:])
+    net = inputs.network(model.layers[begin:])
     net.compile(optimizer=keras.optimizers.get(config["optimizer"]), jit_compile=jit_compile,
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return net
@@ -119,13 +115,13 @@ def measure(config, steps, jit_compile, seed=0, variants=None, fill_batch=256):
             inputs, previous = inputs.advance(front, fill_batch), begin
         begun = begin_stage(model, stage, n, 10, cluster, seed)
         if cached:
-            net = _cached_net(model, begin, inputs.shape, config, jit_compile)
-            xc = inputs.decode(inputs.data[:batch])
+            net = _cached_net(model, begin, inputs, config, jit_compile)
+            xc = inputs.feed(inputs.data[:batch])
             cached["cached_step"] = _median_seconds(lambda: net.train_on_batch(xc, y), steps)
         compile_model(model, config)
         model.jit_compile = jit_compile
         row = {"stage": n, "step": _median_seconds(lambda: model.train_on_batch(x, y), steps)}
-        front = model.layers[:_first_trainable(model)]
+        front = model.layers[:first_trainable(model, 0)]
         row["frozen"] = 0.0
         if front:
             prefix = keras.Sequential([keras.Input(shape)] + front)

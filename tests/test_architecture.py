@@ -26,7 +26,7 @@ LAYERS = [
     {"cli"},
 ]
 # The only modules that import TensorFlow (or TensorBoard) at module level.
-TENSORFLOW_MODULES = {"clustering.distribute_tf", "growth.cached", "monitoring.tensorboard"}
+TENSORFLOW_MODULES = {"clustering.distribute_tf", "growth.cached", "growth.stage_inputs", "monitoring.tensorboard"}
 
 
 def _modules():

@@ -11,7 +11,8 @@ import keras
 import layerwise_keras as lk
 from layerwise_keras.growth.diagnostics import StageWarning
 from layerwise_keras.growth.names import stage_layer
-from layerwise_keras.growth.cached import StageInputs, _epoch_orders, _first_trainable, grow_cached
+from layerwise_keras.growth.cached import grow_cached
+from layerwise_keras.growth.stage_inputs import StageInputs, epoch_orders
 from layerwise_keras.runs.config import load_config
 from layerwise_keras.runs.pipeline import grow, load_splits
 
@@ -21,7 +22,7 @@ def test_epoch_orders_match_from_arrays_shuffling():
 
     x = np.arange(50, dtype=np.float32).reshape(50, 1, 1, 1)
     ds = datasets.from_arrays(x, np.zeros(50, int), batch_size=50, shuffle=True, seed=7)
-    orders = _epoch_orders(50, 7)
+    orders = epoch_orders(50, 7)
     for _ in range(3):  # successive epochs reshuffle identically
         images, _ = next(iter(ds))
         np.testing.assert_array_equal(images.numpy().ravel().astype(int), next(orders))
@@ -149,6 +150,23 @@ def test_hard_codes_are_cached_as_int16_ids_and_decode_exactly(splits):
     assert cache.data.shape == (50, 9, 9) and cache.shape == (9, 9, 24)
     code = keras.ops.convert_to_numpy(keras.Sequential([keras.Input(x.shape[1:])] + prefix)(x))
     np.testing.assert_array_equal(cache.decode(cache.data), code)
+    # The network a stage trains on the ids one-hots them itself: the model's own logits from int32 ids.
+    rest = model.layers[len(prefix):]
+    net = cache.network(rest)
+    assert cache.feed(cache.data).dtype == np.int32
+    np.testing.assert_allclose(net.predict(cache.feed(cache.data), verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_a_fill_reads_the_layers_weights_of_the_moment():
+    """The compiled fill of a list of layers is reused, so it must see weights set after it was first used."""
+    layer = lk.ClusterAssignment(3)
+    layer.build((None, 2))
+    x = np.array([[[[0.0, 0.0]], [[1.0, 1.0]], [[2.0, 0.0]]]], np.float32)  # [1, 3, 1, 2]
+    layer.set_centroids(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]], np.float32))
+    np.testing.assert_array_equal(StageInputs(x).advance([layer], batch_size=1).data, [[[0], [1], [2]]])
+    layer.set_centroids(np.array([[2.0, 0.0], [0.0, 0.0], [1.0, 1.0]], np.float32))
+    np.testing.assert_array_equal(StageInputs(x).advance([layer], batch_size=1).data, [[[1], [2], [0]]])
 
 
 def test_values_beyond_float16_are_an_error_not_inf():
@@ -213,21 +231,21 @@ def test_an_augmented_cache_is_the_layers_output_on_augmented_images():
 def test_augmented_cached_growth_trains_later_stages_on_its_copies_in_turn(splits, monkeypatch, variants):
     """Stage 1 (the images) gets fresh augmented batches every epoch; later stages cycle through their copies."""
     from layerwise_keras.datasets import ArrayBatches
-    from layerwise_keras.growth import cached
+    from layerwise_keras.growth import cached, stage_inputs
 
     x, y = splits["x_train"][:600], splits["y_train"][:600]
     stages = [lk.Stage(None, 3, clusters=16, cluster="patches", assignment="triangle", readout="pooled",
                        pool_size=3, bottleneck=8, handoff="bottleneck", gate=4, epochs=2),
               lk.Stage(8, 1, clusters=8, epochs=3), lk.Stage(8, 3, epochs=3)]
     seen = []
-    original = cached._Batches.__init__
+    original = stage_inputs.StageBatches.__init__
 
     def record(self, inputs, labels, batch_size, order=None):
         if order is not None:  # training batches (validation has no order)
             seen.append(id(inputs.data))
         original(self, inputs, labels, batch_size, order)
 
-    monkeypatch.setattr(cached._Batches, "__init__", record)
+    monkeypatch.setattr(stage_inputs.StageBatches, "__init__", record)
     epochs_of_images = []
     monkeypatch.setattr(cached, "ArrayBatches", lambda *a, **k: epochs_of_images.append(k) or ArrayBatches(*a, **k))
     model, results, history = grow_cached(stages, x, y, splits["num_classes"], "adam", 100, x_val=splits["x_val"],

@@ -148,14 +148,25 @@ def test_hard_codes_are_cached_as_int16_ids_and_decode_exactly(splits):
     prefix = model.layers[:model.layers.index(stage_layer(model, 1, "assign")) + 1]
     cache = StageInputs(x).advance(prefix, batch_size=16)
     assert cache.data.shape == (50, 9, 9) and cache.shape == (9, 9, 24)
-    code = keras.ops.convert_to_numpy(keras.Sequential([keras.Input(x.shape[1:])] + prefix)(x))
-    np.testing.assert_array_equal(cache.decode(cache.data), code)
-    # The network a stage trains on the ids one-hots them itself: the model's own logits from int32 ids.
+    # The ids are the nearest centroids the model's own (uncompiled) assignment picks. The cache is filled by an
+    # XLA-compiled function, whose float rounding differs, so only where the two nearest centroids score
+    # apart by more than that rounding must the ids agree exactly; at a near-tie either of the two is right.
+    assign = prefix[-1]
+    embeddings = keras.Sequential([keras.Input(x.shape[1:])] + prefix[:-1])(x)
+    scores = keras.ops.convert_to_numpy(assign.scores(embeddings))
+    top2 = np.sort(scores, axis=-1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 1e-4 * np.abs(top2).max()
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(cache.data[clear], scores.argmax(-1)[clear])
+    picked = np.take_along_axis(scores, cache.data[..., None].astype(np.int64), -1)[..., 0]
+    assert (picked >= top2[..., 0]).all()  # always one of the two nearest
+    # The network a stage trains on the ids one-hots them itself: the same logits as the layers on the one-hot.
     rest = model.layers[len(prefix):]
     net = cache.network(rest)
     assert cache.feed(cache.data).dtype == np.int32
-    np.testing.assert_allclose(net.predict(cache.feed(cache.data), verbose=0), model.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-5)
+    decoded = keras.Sequential([keras.Input(cache.shape)] + rest)
+    np.testing.assert_allclose(net.predict(cache.feed(cache.data), verbose=0),
+                               decoded.predict(cache.decode(cache.data), verbose=0), rtol=1e-5, atol=1e-5)
 
 
 def test_a_fill_reads_the_layers_weights_of_the_moment():

@@ -7,8 +7,11 @@ computed once (or once per augmented copy) and kept compactly:
   (`growth.kinds.caches_as_ids`: `assignment="hard"`, or `"nearest"` with
   `q=1`), one-hot again inside the network that reads it (`IdsOneHot`),
   exactly;
-* float16 otherwise, rounded to a relative 2**-11; a value beyond float16's
-  range is an error, not an `inf`.
+* float16 otherwise: a pooled code (a stage's `input_pool`, or a pooled
+  head's average pooling over a cluster-first code), a soft / triangle /
+  multi-hot code, a handed-on bottleneck, the code and patch a gated head
+  (`Stage(gate=...)`) reads (K + patch channels per position), rounded to a
+  relative 2**-11; a value beyond float16's range is an error, not an `inf`.
 
 The frozen layers that fill a cache run as one XLA-compiled function per
 list of layers (the ids' argmax included), not as eager layer calls.
@@ -76,6 +79,14 @@ class IdsOneHot(keras.layers.Layer):
 
     Args:
         depth: int, the number of clusters.
+
+    Returns:
+        A float32 tensor, the input's shape plus `depth`.
+
+    Example:
+
+    >>> tuple(IdsOneHot(3)(np.array([[0, 2]], "int32")).shape)
+    (1, 2, 3)
     """
 
     def __init__(self, depth, **kwargs):

@@ -116,7 +116,7 @@ def measure(config, steps, jit_compile, seed=0, variants=None, fill_batch=256):
         begun = begin_stage(model, stage, n, 10, cluster, seed)
         if cached:
             net = _cached_net(model, begin, inputs, config, jit_compile)
-            xc = inputs.feed(inputs.data[:batch])
+            xc = inputs.data[:batch]
             cached["cached_step"] = _median_seconds(lambda: net.train_on_batch(xc, y), steps)
         compile_model(model, config)
         model.jit_compile = jit_compile

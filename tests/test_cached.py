@@ -138,6 +138,10 @@ def test_a_stage_on_its_cached_input_predicts_what_the_model_predicts_on_images(
         # top-1 1.000, oneDNN on / off with one thread; behind the stage-3 cut 1.000).
         same = np.abs(got - expected).max(-1) <= 0.02 * np.abs(expected).max()
         assert same.mean() >= 0.97, (cut, same.mean())
+        # The network a stage trains on takes the float16 batches as stored and casts them itself: the same
+        # logits as the float32 decoding (one graph, the same float32 values after the cast).
+        np.testing.assert_allclose(cache.network(model.layers[split:]).predict(cache.data, verbose=0), got,
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_hard_codes_are_cached_as_int16_ids_and_decode_exactly(splits):
@@ -160,12 +164,12 @@ def test_hard_codes_are_cached_as_int16_ids_and_decode_exactly(splits):
     np.testing.assert_array_equal(cache.data[clear], scores.argmax(-1)[clear])
     picked = np.take_along_axis(scores, cache.data[..., None].astype(np.int64), -1)[..., 0]
     assert (picked >= top2[..., 0]).all()  # always one of the two nearest
-    # The network a stage trains on the ids one-hots them itself: the same logits as the layers on the one-hot.
+    # The network a stage trains on the stored int16 ids one-hots them itself: the same logits as the layers on
+    # the one-hot.
     rest = model.layers[len(prefix):]
     net = cache.network(rest)
-    assert cache.feed(cache.data).dtype == np.int32
     decoded = keras.Sequential([keras.Input(cache.shape)] + rest)
-    np.testing.assert_allclose(net.predict(cache.feed(cache.data), verbose=0),
+    np.testing.assert_allclose(net.predict(cache.data, verbose=0),
                                decoded.predict(cache.decode(cache.data), verbose=0), rtol=1e-5, atol=1e-5)
 
 
@@ -211,14 +215,19 @@ def test_cached_and_uncached_growth_agree_on_learning_rates_budgets_and_hand_off
 
 
 def test_cached_stage_results_carry_the_trainers_budget_and_diagnosis(splits):
-    """The same stage-result keys as the LayerwiseTrainer's: epochs, steps and warnings (one diagnose for both)."""
+    """The same stage-result keys as the LayerwiseTrainer's: epochs, steps and warnings (one diagnose for both).
+
+    The warnings name `grow_cached`, not the trainer.
+    """
     x, y = splits["x_train"][:200], splits["y_train"][:200]
     stages = [lk.Stage(8, 3, clusters=64, epochs=1), lk.Stage(8, 3, epochs=1)]  # 200 images: a starved stage
     with pytest.warns(StageWarning):
         _, results, _ = grow_cached(stages, x, y, splits["num_classes"],
                                     {"class_name": "SGD", "config": {"learning_rate": 0.001}}, 100, verbose=0)
     assert [(r["epochs"], r["steps"]) for r in results] == [(1, 2), (1, 2)]
-    assert any("near chance" in m or "clusters" in m for r in results for m in r["warnings"])
+    messages = [m for r in results for m in r["warnings"]]
+    assert any("near chance" in m or "clusters" in m for m in messages)
+    assert all(m.startswith("grow_cached: ") for m in messages), messages  # named after the path that grew it
 
 
 def test_an_augmented_cache_is_the_layers_output_on_augmented_images():

@@ -187,7 +187,7 @@ class _CachedGrowth:
         """k-means of `layer`'s output, computed from the cached input of the layers from `start` on."""
         layers = self.model.layers[start:self.model.layers.index(layer) + 1]
         stream = embedding_stream(layers, inputs, self.kmeans_batch_size, n)
-        return cluster_stage(stage, n, stream, self.seed, verbose=int(bool(self.verbose)))
+        return cluster_stage(stage, n, stream, self.seed, verbose=int(bool(self.verbose)), owner="grow_cached")
 
     def _stage(self, index, state):
         """Begins (or resumes), trains and ends stage `index + 1`; hands its output on to the next stage."""
@@ -204,6 +204,7 @@ class _CachedGrowth:
                                             self.seed, owner="grow_cached")
             progress["result"].update(progress["begun"] or {})
         begin, result = progress["begin"], progress["result"]
+        progress["budget"] = budget = stage.budget(self.steps_per_epoch)
         # Augmented, a stage trains its own frozen layers too: their output changes with every augmented batch.
         split = begin if self.variants else first_trainable(model, begin)
         base, val_base = self.train, self.val
@@ -213,7 +214,6 @@ class _CachedGrowth:
         result.update(cache_bytes=sum(c.nbytes for c in cached), cache_dtype=str(train.data.dtype),
                       cache_variants=len(self.copies) if self.variants and index else 0)
         self._train(index, train, cached, val, split, progress, state)
-        budget = stage.budget(self.steps_per_epoch)
         if index < len(self.stages) - 1:
             # A paper-order stage clusters its embeddings from the cache it trained on.
             figures = end_stage(model, stage, n, lambda layer: self._cluster(stage, n, train, split, layer),
@@ -223,7 +223,8 @@ class _CachedGrowth:
         result["stage_seconds"] = time.perf_counter() - progress["start"]
         result.update(epochs=budget, steps=budget * self.steps_per_epoch)
         # The trainer's diagnosis, its warnings pointing at grow_cached's caller (_stage <- run <- grow_cached).
-        report_stage(result, n, self.num_classes, self.results[-1] if self.results else None, stacklevel=5)
+        report_stage(result, n, self.num_classes, self.results[-1] if self.results else None, stacklevel=5,
+                     owner="grow_cached")
         self.results.append(result)
 
     def _train(self, index, train, cached, val, split, progress, state):
@@ -236,7 +237,7 @@ class _CachedGrowth:
         if state is not None and state["optimizer_weights"] is not None:  # (the learning rate among them)
             _restore_optimizer(net.optimizer, net.trainable_variables, state["optimizer_weights"])
         val_batches = None if val is None else StageBatches(val, self.y_val, self.batch_size)
-        budget = stage.budget(self.steps_per_epoch)
+        budget = progress["budget"]
         for done in range(progress["done"], budget):
             if stage.schedule is not None:  # as the LayerwiseTrainer does: the stage's schedule, epoch by epoch
                 net.optimizer.learning_rate = stage.learning_rate(initial, done, budget)

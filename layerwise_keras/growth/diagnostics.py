@@ -110,7 +110,7 @@ def stage_line(result, n, total):
     return f"LayerwiseTrainer: stage {n}/{total} done in {result['stage_seconds']:.1f} s: " + ", ".join(parts)
 
 
-def diagnose(result, n, num_classes, previous=None):
+def diagnose(result, n, num_classes, previous=None, owner="LayerwiseTrainer"):
     """One clear message per likely failure of a stage: near chance (diverged, or too few steps), collapsed clusters.
 
     Args:
@@ -120,6 +120,8 @@ def diagnose(result, n, num_classes, previous=None):
         n: the 1-based stage index.
         num_classes: int.
         previous: the result of the stage before, or None.
+        owner: the growth path the messages name (`"LayerwiseTrainer"` or
+            `"grow_cached"`).
 
     Returns:
         A list of messages (empty when the stage looks healthy).
@@ -140,14 +142,14 @@ def diagnose(result, n, num_classes, previous=None):
     near_chance = accuracy is not None and accuracy <= chance + NEAR_CHANCE * (1.0 - chance)
     if near_chance and loss is not None and loss > DIVERGED_LOSS * uniform:
         messages.append(
-            f"LayerwiseTrainer: stage {n} ended near chance accuracy ({key.replace('_', ' ')} {accuracy:.3f}, "
+            f"{owner}: stage {n} ended near chance accuracy ({key.replace('_', ' ')} {accuracy:.3f}, "
             f"chance {chance:.3f}) with a training loss of {loss:.3g}, {loss / uniform:.0f}x a uniform guess' "
             f"(ln {num_classes} = {uniform:.2f}): its training diverged. Lower the learning rate, or "
             "normalise the readout's input (Stage(readout='pooled') with batchnorm=True)."
         )
     elif near_chance:
         messages.append(
-            f"LayerwiseTrainer: stage {n} ended near chance accuracy ({key.replace('_', ' ')} {accuracy:.3f}, "
+            f"{owner}: stage {n} ended near chance accuracy ({key.replace('_', ' ')} {accuracy:.3f}, "
             f"chance {chance:.3f}) after {budget}: likely too few gradient steps for this training set; give "
             "the stage more (Stage(steps=...) or Stage(patience=..., epochs=...))."
         )
@@ -160,7 +162,7 @@ def diagnose(result, n, num_classes, previous=None):
             before is not None and result["cluster_usage"] < 0.5 * before)
         if collapsed or points < MIN_POINTS_PER_CLUSTER * k:
             messages.append(
-                f"LayerwiseTrainer: k-means of stage {n} used {used} of {k} clusters on {points} points "
+                f"{owner}: k-means of stage {n} used {used} of {k} clusters on {points} points "
                 f"({points / k:.1f} per cluster"
                 + (f"; the stage before used {before:.0%} of its clusters" if before is not None else "")
                 + "): too few points per cluster (more training images, or fewer clusters) or embeddings "

@@ -118,7 +118,7 @@ def end_stage(model, stage, n, cluster, begun=None, scope=_no_scope):
     return figures
 
 
-def report_stage(result, n, num_classes, previous=None, stacklevel=3):
+def report_stage(result, n, num_classes, previous=None, stacklevel=3, owner="LayerwiseTrainer"):
     """Diagnoses an ended stage: records `result["warnings"]` and issues each as a `StageWarning`.
 
     Args:
@@ -127,6 +127,7 @@ def report_stage(result, n, num_classes, previous=None, stacklevel=3):
         num_classes: int.
         previous: the result of the stage before, or None.
         stacklevel: passed to `warnings.warn`.
+        owner: the growth path the messages name.
 
     Returns:
         The list of messages.
@@ -139,7 +140,7 @@ def report_stage(result, n, num_classes, previous=None, stacklevel=3):
     >>> len(messages)
     1
     """
-    result["warnings"] = diagnose(result, n, num_classes, previous)
+    result["warnings"] = diagnose(result, n, num_classes, previous, owner)
     for message in result["warnings"]:
         warnings.warn(message, StageWarning, stacklevel=stacklevel)
     return result["warnings"]

@@ -26,29 +26,35 @@ class EmbeddingStream:
     """A re-iterable stream of per-position embeddings, for `KMeans.fit`.
 
     With `stage` set, a chunk holding NaN/Inf is an error that names the
-    stage (the trainer's own check, before k-means sees the points).
+    stage (the trainer's own check, before k-means sees the points) and
+    `owner`, the growth path that streams it.
     """
 
-    def __init__(self, embed_fn, data, batch_size, stage=None):
+    def __init__(self, embed_fn, data, batch_size, stage=None, owner="LayerwiseTrainer"):
         self._embed_fn = embed_fn
         self._data = data
         self._batch_size = batch_size
         self._stage = stage
+        self._owner = owner
+
+    def _batches(self):
+        """The input batches `embed_fn` reads: float32 images (a subclass may read stored batches as they are)."""
+        return image_batches(self._data, self._batch_size)
 
     def as_numpy_iterator(self):
-        for images in image_batches(self._data, self._batch_size):
+        for images in self._batches():
             emb = np.asarray(self._embed_fn(images))
             emb = emb.reshape(-1, emb.shape[-1])
             if self._stage is not None and not np.isfinite(emb).all():
                 bad = int(emb.size - np.count_nonzero(np.isfinite(emb)))
                 raise ValueError(
-                    f"LayerwiseTrainer: stage {self._stage}'s embeddings hold {bad} non-finite values at the "
+                    f"{self._owner}: stage {self._stage}'s embeddings hold {bad} non-finite values at the "
                     f"stage end, before k-means. {NON_FINITE_HINT}"
                 )
             yield emb
 
 
-def cluster_stage(stage, n, stream, seed=0, distribute=None, verbose=0):
+def cluster_stage(stage, n, stream, seed=0, distribute=None, verbose=0, owner="LayerwiseTrainer"):
     """Runs stage `n`'s k-means on a stream of its embeddings (whitened first when the stage whitens).
 
     Args:
@@ -61,6 +67,8 @@ def cluster_stage(stage, n, stream, seed=0, distribute=None, verbose=0):
             `tf.distribute.Strategy`, `"processes"`, or None.
         verbose: 0 silent; 1 a line when whitening and k-means start and
             end (they take minutes on CIFAR-10), with their times.
+        owner: the growth path that names itself in those lines, errors and
+            warnings (`"LayerwiseTrainer"` or `"grow_cached"`).
 
     Returns:
         `(kmeans, whitening, figures)`: the fitted `KMeans` (centroids in
@@ -71,7 +79,7 @@ def cluster_stage(stage, n, stream, seed=0, distribute=None, verbose=0):
     """
     def say(message):
         if verbose:
-            print(f"LayerwiseTrainer: stage {n}: {message}", flush=True)
+            print(f"{owner}: stage {n}: {message}", flush=True)
 
     whitening, extra = None, {}
     what = "patches" if stage.cluster == "patches" else "embeddings"
@@ -93,7 +101,7 @@ def cluster_stage(stage, n, stream, seed=0, distribute=None, verbose=0):
     try:
         kmeans.fit(stream)
     except ValueError as err:
-        raise ValueError(f"LayerwiseTrainer: k-means of stage {n} failed: {err}") from err
+        raise ValueError(f"{owner}: k-means of stage {n} failed: {err}") from err
     kmeans_seconds = time.perf_counter() - start
     say(f"k-means done: {kmeans.n_iter_} iterations on {kmeans.n_points_} points in {kmeans_seconds:.1f} s.")
     counts = np.asarray(kmeans.counts_, dtype="float64")
@@ -101,7 +109,7 @@ def cluster_stage(stage, n, stream, seed=0, distribute=None, verbose=0):
     p = counts[used] / counts.sum()
     entropy = float(-(p * np.log(p)).sum() / math.log(stage.clusters))
     if kmeans.n_reseeded_:
-        warnings.warn(f"LayerwiseTrainer: k-means of stage {n} re-seeded {kmeans.n_reseeded_} empty clusters.")
+        warnings.warn(f"{owner}: k-means of stage {n} re-seeded {kmeans.n_reseeded_} empty clusters.")
     return kmeans, whitening, {
         **extra,
         "kmeans_inertia": float(kmeans.inertia_),

@@ -53,29 +53,12 @@ def _is_hard(layer):
     return isinstance(layer, ClusterAssignment) and caches_as_ids(layer.assignment, layer.q, layer.keep_input)
 
 
-def _front(layers, depth, hard):
-    """The compiled `layers` (inference mode) on a stored batch: ids one-hot first; a hard code's ids out."""
-    key = (tuple(id(layer) for layer in layers), depth, hard)
-    if key not in _FRONTS:
-        if len(_FRONTS) >= _MAX_FRONTS:
-            _FRONTS.pop(next(iter(_FRONTS)))
-
-        @tf.function(jit_compile=True)
-        def run(batch):
-            x = tf.one_hot(tf.cast(batch, tf.int32), depth) if depth is not None else tf.cast(batch, tf.float32)
-            for layer in layers:
-                x = layer(x, training=False)
-            return tf.argmax(x, axis=-1, output_type=tf.int32) if hard else x
-
-        _FRONTS[key] = (list(layers), run)
-    return _FRONTS[key][1]
-
-
 class IdsOneHot(keras.layers.Layer):
-    """The one-hot code of an int cluster-id map `[..., h, w]` -> `[..., h, w, depth]` (training input only).
+    """The one-hot code of an int cluster-id map `[..., h, w]` -> `[..., h, w, depth]` (cached inputs only).
 
-    The first layer of the network a cached stage trains on an id cache;
-    it is never part of the grown model, so it is not registered for saving.
+    The first layer of the network a cached stage trains on an id cache,
+    and of the compiled function that runs frozen layers on one; it is never
+    part of the grown model, so it is not registered for saving.
 
     Args:
         depth: int, the number of clusters.
@@ -101,6 +84,25 @@ class IdsOneHot(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "depth": self.depth}
+
+
+def _front(layers, depth, hard):
+    """The compiled `layers` (inference mode) on a stored batch: ids one-hot first; a hard code's ids out."""
+    key = (tuple(id(layer) for layer in layers), depth, hard)
+    if key not in _FRONTS:
+        if len(_FRONTS) >= _MAX_FRONTS:
+            _FRONTS.pop(next(iter(_FRONTS)))
+        one_hot = None if depth is None else IdsOneHot(depth)  # the training network's own first layer
+
+        @tf.function(jit_compile=True)
+        def run(batch):
+            x = one_hot(batch) if one_hot is not None else tf.cast(batch, tf.float32)
+            for layer in layers:
+                x = layer(x, training=False)
+            return tf.argmax(x, axis=-1, output_type=tf.int32) if hard else x
+
+        _FRONTS[key] = (list(layers), run)
+    return _FRONTS[key][1]
 
 
 class StageInputs:
@@ -141,17 +143,17 @@ class StageInputs:
         return int(self.data.nbytes)
 
     def decode(self, batch):
-        """A float32 NumPy batch of the stored examples (one-hot ids for an id map)."""
+        """A float32 NumPy batch of the stored examples (one-hot ids for an id map).
+
+        The NumPy reading of a cache, for tests and inspection: training and
+        the compiled fills one-hot ids inside their graphs (`IdsOneHot`).
+        """
         if self.depth is None:
             return batch.astype(np.float32, copy=False)
         return np.eye(self.depth, dtype=np.float32)[batch.astype(np.int64)]
 
-    def feed(self, batch):
-        """A stored batch as `network` takes it: int32 ids for an id map, else float32."""
-        return batch.astype(np.int32 if self.depth is not None else np.float32, copy=False)
-
     def network(self, layers, name=None):
-        """A `keras.Sequential` of `layers` on this cache's batches (`feed`); ids are one-hot inside it.
+        """A `keras.Sequential` of `layers` on this cache's stored batches: ids one-hot, float16 cast, inside it.
 
         Args:
             layers: the layers to train on the cache (shared, not copied).
@@ -160,10 +162,10 @@ class StageInputs:
         Returns:
             An uncompiled `keras.Sequential`.
         """
-        if self.depth is None:
-            head = [keras.Input(self.shape)]
-        else:
-            head = [keras.Input(self.data.shape[1:], dtype="int32"), IdsOneHot(self.depth, name="cached_ids_one_hot")]
+        # Batches go in as stored (int16 ids, float16 features): the first layer casts them (Keras' autocast).
+        head = [keras.Input(self.data.shape[1:], dtype=str(self.data.dtype))]
+        if self.depth is not None:
+            head.append(IdsOneHot(self.depth, name="cached_ids_one_hot"))
         return keras.Sequential(head + list(layers), name=name)
 
     def embed(self, layers):
@@ -226,20 +228,17 @@ class StageBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        return self.inputs.feed(self.inputs.data[rows]), self.labels[rows]
+        return self.inputs.data[rows], self.labels[rows]
 
 
-class _Slices:
-    """Batches of a stored cache as they are (`image_batches` casts each one, not the whole cache, to float32)."""
+class _CachedEmbeddings(EmbeddingStream):
+    """The k-means stream over a cache: its batches go to the compiled front as stored, not cast to float32."""
 
-    def __init__(self, data, batch_size):
-        self.data, self.batch_size = data, int(batch_size)
-
-    def as_numpy_iterator(self):
-        for start in range(0, len(self.data), self.batch_size):
-            yield self.data[start:start + self.batch_size]
+    def _batches(self):
+        for start in range(0, len(self._data), self._batch_size):
+            yield self._data[start:start + self._batch_size]
 
 
 def embedding_stream(layers, inputs, batch_size, n):
     """The k-means stream of `layers`' output over the cache `inputs` (stage `n`), checked for non-finite values."""
-    return EmbeddingStream(inputs.embed(layers), _Slices(inputs.data, batch_size), batch_size, stage=n)
+    return _CachedEmbeddings(inputs.embed(layers), inputs.data, batch_size, stage=n, owner="grow_cached")

@@ -310,3 +310,26 @@ def test_step_cost_quick_smoke(tmp_path):
             for r in m["stages"][1:])
         assert m["cached_growth_seconds"] == pytest.approx(cached)
         assert m["cached_ratio"] == pytest.approx(cached / m["twin_seconds"])
+
+
+def test_cifar10_ablation_setting_rows_change_one_setting_where_they_say():
+    """The rows that change one setting (epsilon, K, stage 1's patch, the schedule) edit only what they name,
+    and every row's configuration is a valid one."""
+    from layerwise_keras.runs.config import validate_config
+
+    ablation = _bench("cifar10_ablation")
+    base = ablation.base_config(1000, 200, 1, "/nonexistent")
+    clustered = [i for i, s in enumerate(base["stages"]) if s.get("clusters") is not None]
+    assert len(clustered) >= 2 and base["stages"][-1].get("clusters") is None
+    expected = {"whiten_1e-3": ("whiten", 1e-3, clustered), "whiten_1e-1": ("whiten", 1e-1, clustered),
+                "k_256": ("clusters", 256, clustered), "k_1024": ("clusters", 1024, clustered),
+                "patch_3": ("kernel_size", 3, [0]), "patch_7": ("kernel_size", 7, [0]),
+                "constant_lr": ("schedule", None, list(range(len(base["stages"]))))}
+    for name, (key, value, where) in expected.items():
+        config = ablation.ROWS[name][0](json.loads(json.dumps(base)))
+        for i, (stage, before) in enumerate(zip(config["stages"], base["stages"])):
+            assert stage.get(key) == (value if i in where else before.get(key)), (name, i)
+            assert {k: v for k, v in stage.items() if k != key} == {k: v for k, v in before.items() if k != key}
+        assert base["stages"][where[0]].get(key) != value  # the row changes something
+    for name, (edit, _) in ablation.ROWS.items():
+        validate_config(edit(json.loads(json.dumps(base))), source=name)

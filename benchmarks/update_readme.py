@@ -14,9 +14,10 @@ a committed file in `benchmarks/results/`:
   the block sits under;
 - `README.md`: the block `headline` gets one short table made here from the
   results JSON files: the generative model's figures (`hierarchical.json`,
-  `sample_complexity.json`) and, for every bundled CIFAR-10 config, the full
-  runs of `benchmarks/cifar10.py` whose config equals it today
-  (`cifar10_summary.bundled_config`), as mean ± sd over seeds.
+  `sample_complexity.json`) and, for every bundled CIFAR-10 config, its seed
+  runs (`seed_runs`: the full runs of `benchmarks/cifar10.py` whose config
+  equals it today, `cifar10_summary.bundled_config`, each beside its
+  end-to-end twin, one per seed), as mean ± sd over seeds.
 
 Regenerate the CIFAR-10 summary first (`python benchmarks/cifar10_summary.py`),
 then this. `--check` changes nothing and exits 1 if a file is out of date
@@ -70,6 +71,24 @@ def _machine(machine, model=None):
     return cpu_description(machine, model) + (", GPUs: " + ", ".join(gpus) if gpus else ", no GPU")
 
 
+def seed_runs(runs, name):
+    """The seed runs of bundled config `name` among `runs` (`(stem, report)` pairs): its full runs with a twin.
+
+    A run without its end-to-end twin (an exploration run with
+    `--skip-baseline`) is not one; two seed runs of the same seed are an
+    error, so that no seed counts twice in a mean.
+    """
+    import cifar10_summary as summary
+
+    picked = [(stem, r) for stem, r in runs if summary.bundled_config(r) == name and r.get("end_to_end")]
+    seeds = [r.get("seed", 0) for _, r in picked]
+    twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if twice:
+        raise ValueError(f"update_readme.py: {name} has several seed runs of seed(s) {twice}: "
+                         f"{[stem for stem, r in picked if r.get('seed', 0) in twice]}; keep one per seed.")
+    return picked
+
+
 def headline():
     """README's one results table, made from the results JSON files."""
     import cifar10_summary as summary
@@ -95,8 +114,8 @@ def headline():
         f"| `benchmarks/sample_complexity.py`, commit `{s['commit']}`, {_machine(s['machine'], s.get('cpu_model'))} |")
     runs = summary.full_runs()
     for name in sorted(summary._bundled()):
-        stems = [stem for stem, r in runs if summary.bundled_config(r) == name]
-        mine = [r for stem, r in runs if stem in stems]
+        picked = seed_runs(runs, name)
+        stems, mine = [stem for stem, _ in picked], [r for _, r in picked]
         if not mine:
             lines.append(f"| `{name}` (CIFAR-10) | no full run of this config committed | | |")
             continue

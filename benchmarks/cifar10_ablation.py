@@ -230,7 +230,8 @@ def markdown(report):
             f"{_fmt(r['test_accuracy'])} |"
         )
     lines += ["", "Rows are compared on validation (the last stage's is the grown network's); the test accuracy is "
-              "reported, never used to choose.", "", "Stage accuracies are at each stage's end. A cluster-first stage's (every row but paper_order) "
+              "reported, never used to choose.",
+              "", "Stage accuracies are at each stage's end. A cluster-first stage's (every row but paper_order) "
               "is its head trained on its own code, after clustering; in the paper's order stage 1's is its "
               "two-layer net before clustering and stage n + 1's a net trained on stage n's code, so the gap "
               "between them is what clustering costs."]

@@ -236,3 +236,18 @@ def test_a_diverged_stage_is_named_as_such_not_as_starved(problem):
     starved = diagnose({"loss": 1.39, "val_accuracy": 0.26, "epochs": 2}, 1, 4)
     assert len(starved) == 1 and "too few gradient steps" in starved[0] and "diverged" not in starved[0]
     assert diagnose({"loss": 106.0, "val_accuracy": 0.9, "epochs": 2}, 1, 4) == []  # not near chance
+
+
+def test_a_starved_stage_is_told_what_its_growth_path_accepts():
+    """The uncached path suggests a convergence budget; the cached path, which refuses `patience`, does not."""
+    from layerwise_keras.growth.cached import grow_cached
+    from layerwise_keras.growth.names import CACHED, TRAINER
+
+    starved = {"loss": 1.39, "val_accuracy": 0.26, "epochs": 2}
+    (trainer,) = diagnose(starved, 1, 4, owner=TRAINER)
+    (cached,) = diagnose(starved, 1, 4, owner=CACHED)
+    assert trainer.startswith("LayerwiseTrainer: ") and "Stage(patience=..., epochs=...)" in trainer
+    assert cached.startswith("grow_cached: ") and "patience" not in cached and "Stage(epochs=...)" in cached
+    with pytest.raises(ValueError, match="patience"):  # what the hint must not suggest
+        grow_cached([lk.Stage(8, 3, clusters=4, patience=2), lk.Stage(8, 3)], np.zeros((8, 8, 8, 1), "float32"),
+                    np.zeros(8, "int64"), 2, "adam", 4, verbose=0)

@@ -30,13 +30,13 @@ by the stage-layer registry, `growth.names`.
 import keras
 
 from layerwise_keras import compat
-from layerwise_keras.growth.names import layer_name, parse_layer_name, stage_layer
+from layerwise_keras.growth.names import TRAINER, layer_name, parse_layer_name, stage_layer
 from layerwise_keras.growth.sequential import LayerwiseSequential
 from layerwise_keras.growth.stage import Stage
 from layerwise_keras.growth.stage_layers import (patch_kernel, stage_assignment, stage_conv, stage_input_pool,
                                                  stage_readout)
 
-def check_stages(stages, num_classes, owner="LayerwiseTrainer"):
+def check_stages(stages, num_classes, owner=TRAINER):
     """Validates a growth's stages and number of classes; returns the stages as `Stage` objects.
 
     Args:
@@ -124,7 +124,7 @@ def _channels(model):
                .batch_shape[-1])
 
 
-def append_stage(model, stage, n, num_classes, seed=0, readout=True, owner="LayerwiseTrainer", end_to_end=False):
+def append_stage(model, stage, n, num_classes, seed=0, readout=True, owner=TRAINER, end_to_end=False):
     """Appends stage `n`'s convolution and (with `readout`) its readout to a `Sequential`.
 
     Args:

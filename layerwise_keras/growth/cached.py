@@ -50,6 +50,7 @@ from layerwise_keras.datasets.batches import ArrayBatches
 from layerwise_keras.growth.builder import check_stages, input_model
 from layerwise_keras.growth.checkpoint import OPTIMIZER_FILE, read_checkpoint, write_checkpoint
 from layerwise_keras.growth.lifecycle import HISTORY_KEYS, begin_stage, end_stage, report_stage
+from layerwise_keras.growth.names import CACHED
 from layerwise_keras.growth.stage_clustering import cluster_stage
 from layerwise_keras.growth.stage_inputs import (StageBatches, StageInputs, embedding_stream, epoch_orders,
                                                   first_trainable)
@@ -123,7 +124,7 @@ class _CachedGrowth:
 
     def __init__(self, stages, x_train, y_train, num_classes, optimizer, batch_size, x_val, y_val, seed, verbose,
                  kmeans_batch_size, augment_variants, checkpoint_dir, config, checkpoint_every):
-        self.stages = check_stages(stages, num_classes, owner="grow_cached")
+        self.stages = check_stages(stages, num_classes, owner=CACHED)
         for n, stage in enumerate(self.stages, start=1):
             if stage.patience is not None:
                 raise ValueError(
@@ -187,7 +188,7 @@ class _CachedGrowth:
         """k-means of `layer`'s output, computed from the cached input of the layers from `start` on."""
         layers = self.model.layers[start:self.model.layers.index(layer) + 1]
         stream = embedding_stream(layers, inputs, self.kmeans_batch_size, n)
-        return cluster_stage(stage, n, stream, self.seed, verbose=int(bool(self.verbose)), owner="grow_cached")
+        return cluster_stage(stage, n, stream, self.seed, verbose=int(bool(self.verbose)), owner=CACHED)
 
     def _stage(self, index, state):
         """Begins (or resumes), trains and ends stage `index + 1`; hands its output on to the next stage."""
@@ -201,7 +202,7 @@ class _CachedGrowth:
             progress = {"begin": begin, "result": {"stage": n}, "done": 0, "start": time.perf_counter()}
             progress["begun"] = begin_stage(model, stage, n, self.num_classes,
                                             lambda layer: self._cluster(stage, n, self.train, begin, layer),
-                                            self.seed, owner="grow_cached")
+                                            self.seed, owner=CACHED)
             progress["result"].update(progress["begun"] or {})
         begin, result = progress["begin"], progress["result"]
         progress["budget"] = budget = stage.budget(self.steps_per_epoch)
@@ -224,7 +225,7 @@ class _CachedGrowth:
         result.update(epochs=budget, steps=budget * self.steps_per_epoch)
         # The trainer's diagnosis, its warnings pointing at grow_cached's caller (_stage <- run <- grow_cached).
         report_stage(result, n, self.num_classes, self.results[-1] if self.results else None, stacklevel=5,
-                     owner="grow_cached")
+                     owner=CACHED)
         self.results.append(result)
 
     def _train(self, index, train, cached, val, split, progress, state):

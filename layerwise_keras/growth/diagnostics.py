@@ -11,6 +11,7 @@ import math
 import keras
 import numpy as np
 
+from layerwise_keras.growth.names import CACHED, TRAINER
 from layerwise_keras.growth.stage_clustering import NON_FINITE_HINT
 
 # A stage's accuracy at most this fraction of the way from chance to 1 is "near chance".
@@ -110,7 +111,26 @@ def stage_line(result, n, total):
     return f"LayerwiseTrainer: stage {n}/{total} done in {result['stage_seconds']:.1f} s: " + ", ".join(parts)
 
 
-def diagnose(result, n, num_classes, previous=None, owner="LayerwiseTrainer"):
+def more_steps_hint(owner):
+    """How to give a stage more gradient steps on the growth path `owner`, for messages.
+
+    Args:
+        owner: `names.TRAINER` or `names.CACHED` (which trains fixed budgets only).
+
+    Returns:
+        A str naming the `Stage` arguments to raise.
+
+    Example:
+
+    >>> more_steps_hint("grow_cached")
+    'Stage(epochs=...) or Stage(steps=...)'
+    """
+    if owner == CACHED:
+        return "Stage(epochs=...) or Stage(steps=...)"
+    return "Stage(steps=...) or Stage(patience=..., epochs=...)"
+
+
+def diagnose(result, n, num_classes, previous=None, owner=TRAINER):
     """One clear message per likely failure of a stage: near chance (diverged, or too few steps), collapsed clusters.
 
     Args:
@@ -120,8 +140,8 @@ def diagnose(result, n, num_classes, previous=None, owner="LayerwiseTrainer"):
         n: the 1-based stage index.
         num_classes: int.
         previous: the result of the stage before, or None.
-        owner: the growth path the messages name (`"LayerwiseTrainer"` or
-            `"grow_cached"`).
+        owner: the growth path the messages name (`names.TRAINER` or
+            `names.CACHED`).
 
     Returns:
         A list of messages (empty when the stage looks healthy).
@@ -151,7 +171,7 @@ def diagnose(result, n, num_classes, previous=None, owner="LayerwiseTrainer"):
         messages.append(
             f"{owner}: stage {n} ended near chance accuracy ({key.replace('_', ' ')} {accuracy:.3f}, "
             f"chance {chance:.3f}) after {budget}: likely too few gradient steps for this training set; give "
-            "the stage more (Stage(steps=...) or Stage(patience=..., epochs=...))."
+            f"the stage more ({more_steps_hint(owner)})."
         )
     if "cluster_usage" in result:
         k = len(result["kmeans_counts"])

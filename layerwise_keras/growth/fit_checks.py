@@ -42,6 +42,8 @@ ValueError: LayerwiseTrainer: EarlyStopping beside the trainer would stop fit at
 
 import keras
 
+from layerwise_keras.growth.names import TRAINER
+
 # Losses Keras users name by string that compute a cross-entropy on probabilities unless told otherwise.
 _LOGITS_LOSSES = {
     "sparsecategoricalcrossentropy": ("SparseCategoricalCrossentropy", "sparse"),
@@ -299,7 +301,7 @@ def check_fit(model, trainer, fit_args):
             f"(the sum of the stages' budgets in epochs, {trainer.stage_budgets()})."
         )
     input_shape = image_shape(model)
-    grown_model(trainer.stages, input_shape, trainer.num_classes, owner="LayerwiseTrainer")
+    grown_model(trainer.stages, input_shape, trainer.num_classes, owner=TRAINER)
     fmt = label_format(getattr(model, "loss", None))
     check_fit_data(fit_args.get("x"), fit_args.get("y"), input_shape, trainer.num_classes, fmt, name="x")
     validation = fit_args.get("validation_data")

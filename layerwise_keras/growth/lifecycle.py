@@ -19,7 +19,7 @@ import warnings
 
 from layerwise_keras.growth.builder import append_readout, append_stage, drop_readout, freeze_stage
 from layerwise_keras.growth.diagnostics import StageWarning, diagnose
-from layerwise_keras.growth.names import stage_layer
+from layerwise_keras.growth.names import TRAINER, stage_layer
 
 # The per-epoch figures both growth paths record in their history.
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "stage", "learning_rate")
@@ -29,7 +29,7 @@ def _no_scope(model):
     return contextlib.nullcontext()
 
 
-def begin_stage(model, stage, n, num_classes, cluster, seed=0, scope=_no_scope, owner="LayerwiseTrainer"):
+def begin_stage(model, stage, n, num_classes, cluster, seed=0, scope=_no_scope, owner=TRAINER):
     """Appends stage `n` to a growing `Sequential`; a cluster-first stage is clustered here.
 
     A `Stage(cluster="patches")` gets its patch convolution, k-means of its
@@ -118,7 +118,7 @@ def end_stage(model, stage, n, cluster, begun=None, scope=_no_scope):
     return figures
 
 
-def report_stage(result, n, num_classes, previous=None, stacklevel=3, owner="LayerwiseTrainer"):
+def report_stage(result, n, num_classes, previous=None, stacklevel=3, owner=TRAINER):
     """Diagnoses an ended stage: records `result["warnings"]` and issues each as a `StageWarning`.
 
     Args:

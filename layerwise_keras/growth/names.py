@@ -6,9 +6,15 @@ on the grown `Sequential` and on its portable form (where each assignment is a
 `Dense` layer of the same name, preceded by a `stage{n}_whiten` `Dense` when
 the stage whitens) alike; `parse_layer_name` and `mentions_role` read them
 back (also in converted graphs). No other module builds or parses these names.
+It also names the two growth paths, `TRAINER` and `CACHED`, the way their
+messages, errors and warnings begin.
 """
 
 import re
+
+# The growth paths, as their messages name them: the callback inside `fit`, and the cached growth.
+TRAINER = "LayerwiseTrainer"
+CACHED = "grow_cached"
 
 # What each layer of a stage is; `layer_name(n, role)` names it.
 ROLES = ("pool", "conv", "whiten", "assign", "readout_gate", "readout_avgpool", "readout_bn", "readout_bottleneck",

@@ -15,6 +15,7 @@ import numpy as np
 from layerwise_keras.clustering.kmeans import KMeans
 from layerwise_keras.clustering.whitening import WhitenedStream, fit_zca
 from layerwise_keras.datasets.batches import image_batches
+from layerwise_keras.growth.names import TRAINER
 
 NON_FINITE_HINT = (
     "The inputs may hold NaN/Inf values (layerwise_keras.datasets.check_images finds them) "
@@ -30,7 +31,7 @@ class EmbeddingStream:
     `owner`, the growth path that streams it.
     """
 
-    def __init__(self, embed_fn, data, batch_size, stage=None, owner="LayerwiseTrainer"):
+    def __init__(self, embed_fn, data, batch_size, stage=None, owner=TRAINER):
         self._embed_fn = embed_fn
         self._data = data
         self._batch_size = batch_size
@@ -54,7 +55,7 @@ class EmbeddingStream:
             yield emb
 
 
-def cluster_stage(stage, n, stream, seed=0, distribute=None, verbose=0, owner="LayerwiseTrainer"):
+def cluster_stage(stage, n, stream, seed=0, distribute=None, verbose=0, owner=TRAINER):
     """Runs stage `n`'s k-means on a stream of its embeddings (whitened first when the stage whitens).
 
     Args:
@@ -68,7 +69,7 @@ def cluster_stage(stage, n, stream, seed=0, distribute=None, verbose=0, owner="L
         verbose: 0 silent; 1 a line when whitening and k-means start and
             end (they take minutes on CIFAR-10), with their times.
         owner: the growth path that names itself in those lines, errors and
-            warnings (`"LayerwiseTrainer"` or `"grow_cached"`).
+            warnings (`names.TRAINER` or `names.CACHED`).
 
     Returns:
         `(kmeans, whitening, figures)`: the fitted `KMeans` (centroids in

@@ -26,6 +26,7 @@ import tensorflow as tf
 from layerwise_keras.datasets.augment import augment_batch
 from layerwise_keras.growth.kinds import caches_as_ids
 from layerwise_keras.growth.layers import ClusterAssignment
+from layerwise_keras.growth.names import CACHED
 from layerwise_keras.growth.stage_clustering import EmbeddingStream
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -241,4 +242,4 @@ class _CachedEmbeddings(EmbeddingStream):
 
 def embedding_stream(layers, inputs, batch_size, n):
     """The k-means stream of `layers`' output over the cache `inputs` (stage `n`), checked for non-finite values."""
-    return _CachedEmbeddings(inputs.embed(layers), inputs.data, batch_size, stage=n, owner="grow_cached")
+    return _CachedEmbeddings(inputs.embed(layers), inputs.data, batch_size, stage=n, owner=CACHED)

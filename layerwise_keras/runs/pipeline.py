@@ -40,7 +40,8 @@ from layerwise_keras.growth.checkpoint import GrowthCheckpoint, read_checkpoint
 from layerwise_keras.growth.inspect import assignments
 from layerwise_keras.growth.lifecycle import HISTORY_KEYS
 from layerwise_keras.growth.stage import Stage
-from layerwise_keras.growth.diagnostics import StageWarning
+from layerwise_keras.growth.diagnostics import StageWarning, more_steps_hint
+from layerwise_keras.growth.names import CACHED, TRAINER
 from layerwise_keras.growth.trainer import LayerwiseTrainer
 from layerwise_keras.runs.config import validate_config
 from layerwise_keras.runs.folders import CHECKPOINT, remove_stale_artifacts, check_output_dir
@@ -166,7 +167,7 @@ def _grow(config, splits, stages, seed, verbose, callbacks, checkpoint_dir, resu
         )
     else:
         epoch_history = _epoch_history(history.history)
-    figures = _figures(model, splits, trainer.stage_results, test_accuracy, train_seconds, epoch_history)
+    figures = _figures(model, splits, trainer.stage_results, test_accuracy, train_seconds, epoch_history, TRAINER)
     if resume:
         figures["resumed_from_epoch"] = initial_epoch
     return model, figures
@@ -186,14 +187,14 @@ def _grow_cached(config, splits, stages, seed, verbose, checkpoint_dir, resume, 
     )
     train_seconds = time.perf_counter() - start
     test_accuracy = top1_accuracy(model.predict(splits["x_test"], batch_size=256, verbose=0), splits["y_test"])
-    figures = _figures(model, splits, results, test_accuracy, train_seconds, history)
+    figures = _figures(model, splits, results, test_accuracy, train_seconds, history, CACHED)
     resumed = [r["resumed_from_epoch"] for r in results if "resumed_from_epoch" in r]
     if resumed:
         figures["resumed_from_epoch"] = resumed[0]
     return model, figures
 
 
-def _figures(model, splits, stage_results, test_accuracy, train_seconds, history):
+def _figures(model, splits, stage_results, test_accuracy, train_seconds, history, owner):
     per_stage = [dict(r) for r in stage_results]
     if splits.get("latents_test") is not None and len(per_stage) > 1:
         maps = assignments(model, splits["x_test"])
@@ -205,7 +206,7 @@ def _figures(model, splits, stage_results, test_accuracy, train_seconds, history
                 message = (
                     f"stage {n}'s clusters match the true classes of their level far worse than stage {n - 1}'s "
                     f"(test purity {now:.3f} after {before:.3f}): likely too few gradient steps for stage {n} "
-                    "(Stage(steps=...) or Stage(patience=..., epochs=...)) or too few points per cluster."
+                    f"({more_steps_hint(owner)}) or too few points per cluster."
                 )
                 per_stage[n - 1].setdefault("warnings", []).append(message)
                 warnings.warn(message, StageWarning, stacklevel=4)  # _figures <- _grow* <- grow <- caller

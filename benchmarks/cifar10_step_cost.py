@@ -15,7 +15,8 @@ configuration's batch size and image shape:
   augmentation changes the images (what a cache of augmented variants would
   save);
 - `twin`: one `train_on_batch` of the end-to-end twin (`end_to_end_model`);
-- with `--variants V`, what a cached growth with V augmented copies
+- with `--variants V` (default: the config's own `cache_variants` when it
+  caches), what a cached growth with V augmented copies
   (`"cache": true, "cache_variants": V`, `growth.cached`) spends instead on
   every stage after the first: `cached_step`, one `train_on_batch` of the
   stage's network on its cached input (its own frozen code and head, nothing
@@ -206,7 +207,8 @@ def main(argv=None):
     parser.add_argument("--config", default="cifar10_best")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--variants", type=int, default=None,
-                        help="also estimate a cached growth with this many augmented copies")
+                        help="also estimate a cached growth with this many augmented copies (default: the config's "
+                             "cache_variants when it caches)")
     parser.add_argument("--quick", action="store_true", help="the config's smoke copy, 3 steps")
     parser.add_argument("--output", default=RESULTS)
     args = parser.parse_args(argv)
@@ -215,6 +217,8 @@ def main(argv=None):
     if args.quick:
         config, args.steps = smoke_config(config, train=train, val=0, test=0), 3
     keras.utils.set_random_seed(0)
+    if args.variants is None and config.get("cache"):
+        args.variants = config.get("cache_variants")
     if args.variants is not None and args.variants < 1:
         parser.error(f"--variants must be >= 1, got {args.variants}")
     report = {"config": config, "train": train, "steps": args.steps, "quick": args.quick, "variants": args.variants,
@@ -223,7 +227,7 @@ def main(argv=None):
               "commit": commit(), "date": now(), "machine": machine_info(),
               "measurements": [measure(config, args.steps, jit, variants=args.variants) for jit in (False, True)]}
     summarize(report)
-    stem = f"{args.config}_step_cost" + ("_quick" if args.quick else "")
+    stem = f"{config['name']}_step_cost" + ("_quick" if args.quick else "")  # --config may be a path
     write_results(args.output, stem, report, markdown(report))
     return 0
 

@@ -285,15 +285,23 @@ def test_sample_complexity_benchmark_quick_smoke(tmp_path):
 
 
 def test_step_cost_quick_smoke(tmp_path):
-    """The step-cost profile runs and its table and totals are computed from its own measurements."""
+    """The step-cost profile runs and its table and totals are computed from its own measurements.
+
+    Its config is a JSON path here (the results are named after the config's name, not the path), and a config
+    that caches brings its own number of copies when `--variants` is not given.
+    """
+    from layerwise_keras.runs.config import load_config
+
+    config = dict(load_config("cifar10_best"), name="cached_copy", cache=True, cache_variants=2)
+    (tmp_path / "cached_copy.json").write_text(json.dumps(config))
     script = os.path.join(ROOT, "benchmarks", "cifar10_step_cost.py")
-    result = subprocess.run([sys.executable, script, "--quick", "--variants", "2", "--output", str(tmp_path)],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run([sys.executable, script, "--quick", "--config", str(tmp_path / "cached_copy.json"),
+                             "--output", str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((tmp_path / "cifar10_best_step_cost_quick.json").read_text())
+    report = json.loads((tmp_path / "cached_copy_step_cost_quick.json").read_text())
     assert report["variants"] == 2
     bench = _bench("cifar10_step_cost")
-    assert (tmp_path / "cifar10_best_step_cost_quick.md").read_text() == bench.markdown(report)
+    assert (tmp_path / "cached_copy_step_cost_quick.md").read_text() == bench.markdown(report)
     assert [m["jit_compile"] for m in report["measurements"]] == [False, True] and report["quick"]
     steps_per_epoch = -(-report["train"] // report["config"]["batch_size"])
     for m in report["measurements"]:
@@ -333,3 +341,19 @@ def test_cifar10_ablation_setting_rows_change_one_setting_where_they_say():
         assert base["stages"][where[0]].get(key) != value  # the row changes something
     for name, (edit, _) in ablation.ROWS.items():
         validate_config(edit(json.loads(json.dumps(base))), source=name)
+
+
+def test_cifar10_ablation_base_is_grown_uncached(monkeypatch):
+    """The ablation's base drops the bundled config's stage-input cache, so its rows stay comparable when
+    `cifar10_best` caches (a cached base would be another base: `_same_ablation` refuses to mix them)."""
+    from layerwise_keras.runs.config import load_config
+
+    ablation = _bench("cifar10_ablation")
+    bundled = load_config("cifar10_best")
+    cached = dict(bundled, cache=True, cache_variants=8)
+    monkeypatch.setattr(ablation, "load_config", lambda name: json.loads(json.dumps(cached)))
+    from_cached = ablation.base_config(1000, 200, 1, "/nonexistent")
+    monkeypatch.setattr(ablation, "load_config", lambda name: json.loads(json.dumps(bundled)))
+    from_uncached = ablation.base_config(1000, 200, 1, "/nonexistent")
+    assert "cache" not in from_cached and "cache_variants" not in from_cached
+    assert ablation._comparable(from_cached) == ablation._comparable(from_uncached)

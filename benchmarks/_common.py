@@ -65,8 +65,10 @@ def cpu_description(machine, model=None):
     return f"{machine['cpu_count']}-core CPU ({', '.join(filter(None, [model, machine['processor']]))})"
 
 
-# What must match for figures measured later to share a results file's machine line.
-MACHINE_KEYS = ("cpu_count", "processor", "gpus", "backend", "keras", "tensorflow")
+# What must match for figures measured later to share a results file's machine line (or for a run to resume):
+# the CPU's model too, since two CPUs of one architecture differ in speed (a file without it, from before it was
+# recorded, matches no machine).
+MACHINE_KEYS = ("cpu_count", "processor", "cpu_model", "gpus", "backend", "keras", "tensorflow")
 
 
 def machine_mismatch(earlier):

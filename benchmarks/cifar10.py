@@ -30,7 +30,9 @@ there at every epoch end, its finished figures and model are kept, and the end-t
 Keras' `BackupAndRestore`. After a kill, the same command with `--resume` continues from the last completed
 epoch (the growth's data order depends on the epoch only, so a resumed growth trains as an uninterrupted one
 with `--run-dir` does); the results then say `resumed`, and epoch times count the kept epochs, not the work
-lost after the last checkpoint. A seed other than 0 adds `_seed<N>` to the results' file names.
+lost after the last checkpoint. A resume on another machine or software is refused (its epoch times would
+mix two machines); a `--save-model` file written when the growth finished is kept, so the same command
+resumes. A seed other than 0 adds `_seed<N>` to the results' file names.
     python benchmarks/cifar10.py --add-probes benchmarks/results/cifar10_cifar10_paper.json --model M.keras --probe-epochs 2
 
 `--add-probes` measures code probes (`--probe-epochs`) afterwards on the model a run saved with `--save-model`:
@@ -179,31 +181,48 @@ def run(config_name, data_dir, quick=False, seed=0, train=None, skip_baseline=Fa
     return report
 
 
+# The files of a resumable run, in its --run-dir.
+RUN_FILES = {"checkpoint": "growth_checkpoint", "clock": "growth_clock.json", "layerwise": "layerwise.json",
+             "model": "layerwise.keras", "twin_backup": "twin_backup", "twin_clock": "twin_clock.json",
+             "run": "run.json"}
+
+
 def _run_paths(run_dir, config, seed, resume):
-    """The files of a resumable run in `run_dir` (None without one); refuses a used folder unless `resume`."""
+    """The files of a resumable run in `run_dir` (None without one).
+
+    Refuses a used folder unless `resume`, and a resume with another config or seed, or on another machine or
+    software than the run began on (its epoch times, and so its time ratio, would mix two machines).
+    """
     if run_dir is None:
         if resume:
             raise RunDirError("--resume needs --run-dir (the folder the run keeps its checkpoints in)")
         return None
-    names = {"checkpoint": "growth_checkpoint", "clock": "growth_clock.json", "layerwise": "layerwise.json",
-             "model": "layerwise.keras", "twin_backup": "twin_backup", "twin_clock": "twin_clock.json",
-             "run": "run.json"}
-    paths = {k: os.path.join(run_dir, v) for k, v in names.items()}
+    paths = {k: os.path.join(run_dir, v) for k, v in RUN_FILES.items()}
     identity = {"config": json.loads(json.dumps(config)), "seed": seed}
     if os.path.exists(paths["run"]):
         if not resume:
             raise RunDirError(f"{run_dir} already holds a run; pass --resume to continue it (or use a new folder)")
         with open(paths["run"]) as f:
-            if json.load(f) != identity:
-                raise RunDirError(f"{run_dir} holds a run of another config or seed; resume it with the same "
-                                 "--config and --seed, or use a new folder")
+            started = json.load(f)
+        if {k: started.get(k) for k in identity} != identity:
+            raise RunDirError(f"{run_dir} holds a run of another config or seed; resume it with the same "
+                              "--config and --seed, or use a new folder")
+        differs = machine_mismatch(started.get("machine"))
+        if differs:
+            raise RunDirError(f"{run_dir} holds a run begun on another machine or software ({differs}); its "
+                              "epoch times would mix two machines: start it over in a new folder")
     elif resume:
         raise RunDirError(f"--resume: {run_dir} holds no run to resume")
     else:
         os.makedirs(run_dir, exist_ok=True)
         with open(paths["run"], "w") as f:
-            json.dump(identity, f)
+            json.dump(dict(identity, machine=machine_info()), f)
     return paths
+
+
+def _growth_done(run_dir):
+    """Whether `run_dir` holds a run whose growth finished (its figures and model are kept there)."""
+    return run_dir is not None and os.path.exists(os.path.join(run_dir, RUN_FILES["layerwise"]))
 
 
 def _grow_layerwise(config, splits, seed, data_dir, paths, resume):
@@ -490,6 +509,10 @@ def main(argv=None):
         if args.plot:
             plot(report, args.plot, overwrite=args.overwrite)
         return 0
+    if args.save_model and args.resume and os.path.exists(args.save_model) and _growth_done(args.run_dir):
+        # The same command again after a kill in the twin: the grown model was saved there before the kill.
+        print(f"resume: {args.save_model} exists (saved when the growth finished): kept as it is", flush=True)
+        args.save_model = None
     if args.save_model and (not args.save_model.endswith(".keras") or os.path.exists(args.save_model)):
         parser.error(f"--save-model needs a new .keras path; {args.save_model!r} exists or is not .keras")
     start = time.perf_counter()

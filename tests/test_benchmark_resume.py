@@ -54,10 +54,15 @@ def test_a_cifar10_run_killed_in_its_growth_and_in_its_twin_resumes_to_the_unint
     _killed("cifar10.py", "grow", 1, 0, args("killed"))
     again = _run([script, *args("killed")])  # without --resume: refused, the folder is kept
     assert again.returncode == 2 and "pass --resume" in again.stderr
-    _killed("cifar10.py", "end_to_end", 1, 0, args("killed", "--resume"))
-    done = _run([script, *args("killed", "--resume")])
+    # The growth's model is saved to --save-model before the twin begins; the same command resumes after the
+    # twin's kill and keeps that file (a --save-model path that exists is otherwise refused).
+    saved = tmp_path / "grown.keras"
+    _killed("cifar10.py", "end_to_end", 1, 0, args("killed", "--resume", "--save-model", str(saved)))
+    written = saved.stat().st_mtime_ns
+    done = _run([script, *args("killed", "--resume", "--save-model", str(saved))])
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "the growth is done" in done.stdout
+    assert "the growth is done" in done.stdout and "kept as it is" in done.stdout
+    assert saved.stat().st_mtime_ns == written
 
     name = "cifar10_cifar10_best_quick"
     ours = json.loads((tmp_path / "killed" / f"{name}.json").read_text())

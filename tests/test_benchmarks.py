@@ -357,3 +357,23 @@ def test_cifar10_ablation_base_is_grown_uncached(monkeypatch):
     from_uncached = ablation.base_config(1000, 200, 1, "/nonexistent")
     assert "cache" not in from_cached and "cache_variants" not in from_cached
     assert ablation._comparable(from_cached) == ablation._comparable(from_uncached)
+
+
+def test_cifar10_run_dir_refuses_a_resume_on_another_machine(tmp_path):
+    """A run begun on one machine is not resumed on another: its epoch clock (and so its time ratio) would mix
+    two machines. The same machine resumes; a run folder's own identity (config, seed) is checked first."""
+    cifar10 = _bench("cifar10")
+    config = {"name": "x", "stages": [], "seed": 0}
+    run_dir = str(tmp_path / "run")
+    paths = cifar10._run_paths(run_dir, config, 0, resume=False)
+    assert cifar10._run_paths(run_dir, config, 0, resume=True) == paths  # same machine: resumes
+    with pytest.raises(cifar10.RunDirError, match="another config or seed"):
+        cifar10._run_paths(run_dir, config, 1, resume=True)
+    started = json.loads(open(paths["run"]).read())
+    assert started["machine"]["cpu_model"] is not None
+    started["machine"]["cpu_model"] = "Another CPU of the same architecture"
+    with open(paths["run"], "w") as f:
+        json.dump(started, f)
+    with pytest.raises(cifar10.RunDirError, match="another machine or software"):
+        cifar10._run_paths(run_dir, config, 0, resume=True)
+    assert not cifar10._growth_done(run_dir) and not cifar10._growth_done(None)

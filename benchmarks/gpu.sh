@@ -12,6 +12,7 @@
 #           SHA-256 checks, runs benchmarks/cifar10.py: the config grown layer by layer, then its
 #           end-to-end baseline)
 #   call 3:                         bash benchmarks/gpu.sh cifar cifar10_best
+#   (a config that caches its stage inputs runs as its uncached copy <config>_uncached: caching is TensorFlow-only)
 #
 # Results go to $OUT (or benchmarks/results when OUT is unset); copy them into benchmarks/results/.
 # Set BENCH_COMMIT to the commit the tree was copied from (the copy has no .git).
@@ -45,8 +46,28 @@ cifar)
     if [ ! -f /tmp/data/cifar10/test.npz ]; then
         $py benchmarks/gpu_data.py unpack /tmp/data/cifar10 /tmp/cifar_parts/part1 .gpu_data2/part || exit 1
     fi
+    # A cached growth is TensorFlow-only: a config that caches runs here as its uncached copy, named
+    # <config>_uncached (the same stages, every epoch through the LayerwiseTrainer: another config, labelled so).
+    config=$($py - "$config" <<'EOF' || exit 1
+import json, sys
+from layerwise_keras.runs.config import load_config
+config = load_config(sys.argv[1])
+if config.pop("cache", None):
+    config.pop("cache_variants", None)
+    config.update(name=config["name"] + "_uncached", description="The uncached copy of " + config["name"]
+                  + " that benchmarks/gpu.sh runs on JAX (stage-input caching is TensorFlow-only): "
+                  + config["description"])
+    path = f"/tmp/{config['name']}.json"
+    with open(path, "w") as f:
+        json.dump(config, f, indent=2)
+    print(path)
+else:
+    print(sys.argv[1])
+EOF
+)
+    name=$(basename "$config" .json)
     $py benchmarks/cifar10.py --config "$config" --data-dir /tmp/data --output "$out" 2>&1 \
-        | tee "$out/log_$config.txt" | grep -v "^ *[0-9]*/[0-9]* "
+        | tee "$out/log_$name.txt" | grep -v "^ *[0-9]*/[0-9]* "
     ;;
 *)
     echo "usage: bash benchmarks/gpu.sh kmeans | cifar CONFIG" >&2

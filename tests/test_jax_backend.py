@@ -153,6 +153,14 @@ for name, labels, callbacks in [("strings", np.array([str(v) for v in y]), []), 
         model.fit(x, labels, epochs=trainer.total_epochs, callbacks=[trainer] + callbacks, verbose=0)
     except ValueError as err:
         errors[name] = str(err)[:80]
+from layerwise_keras.runs.config import load_config
+from layerwise_keras.runs.pipeline import grow, load_splits
+cached = load_config("hierarchical_digits")
+cached["dataset"].update(train=100, val=20, test=20)
+try:  # a cached growth is TensorFlow-only: said before anything trains
+    grow(dict(cached, cache=True), load_splits(cached["dataset"]), verbose=0)
+except ValueError as err:
+    errors["cache"] = str(err)
 trainer, model = setup()
 path = tempfile.mkdtemp() + "/log.csv"
 model.fit(x, y, epochs=trainer.total_epochs, callbacks=[keras.callbacks.CSVLogger(path), trainer], verbose=0)
@@ -174,6 +182,7 @@ def test_keras_habits_on_jax_backend_without_tensorflow(fresh_python):
     assert out["errors"]["strings"].startswith("`y` holds strings")
     assert out["errors"]["too_large"].startswith("`y` must be class ids in 0..9")
     assert "EarlyStopping beside the trainer" in out["errors"]["early_stopping"]
+    assert "TensorFlow-only" in out["errors"]["cache"] and "Keras' jax backend" in out["errors"]["cache"]
     assert out["from_logits"] is True and out["finished"] is True
     assert out["stages"] == ["1", "2"] and float(out["inertia"][0]) > 0 and out["inertia"][1] == "nan"
     assert out["reloaded"] == "LayerwiseSequential"

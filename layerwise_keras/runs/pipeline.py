@@ -174,6 +174,11 @@ def _grow(config, splits, stages, seed, verbose, callbacks, checkpoint_dir, resu
 
 
 def _grow_cached(config, splits, stages, seed, verbose, checkpoint_dir, resume, checkpoint_every):
+    if keras.backend.backend() != "tensorflow":  # before the import, which would only say "no module tensorflow"
+        raise ValueError(f"grow: \"cache\": true grows on cached stage inputs, which are TensorFlow-only "
+                         f"(growth.stage_inputs), and this is Keras' {keras.backend.backend()} backend: leave "
+                         "\"cache\" and \"cache_variants\" out of the config to grow with the LayerwiseTrainer, "
+                         "or use the tensorflow backend.")
     from layerwise_keras.growth.cached import grow_cached  # TensorFlow-only: imported when a config asks for it
 
     start = time.perf_counter()

@@ -62,6 +62,44 @@ sys.exit(load(program).main(sys.argv[5:]))
 """
 
 
+# The same for a function that runs no `fit` of its own to hook (e.g. `grow_cached`'s checkpoint writer): the
+# process SIGKILLs itself right after the `calls`-th call of `module:function` returns.
+CALL_KILLER = r"""
+import importlib, os, signal, sys
+
+target, program, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+def load(name):
+    if name.endswith(".py"):
+        sys.path.insert(0, os.path.dirname(name))
+        name = os.path.splitext(os.path.basename(name))[0]
+    return importlib.import_module(name)
+
+module_name, function = target.rsplit(":", 1)
+module = load(module_name)
+wrapped = getattr(module, function)
+calls = 0
+
+def killing(*args, **kwargs):
+    global calls
+    result = wrapped(*args, **kwargs)
+    calls += 1
+    if calls == kill_after:
+        print(f"SIGKILL in {target} after call {kill_after}", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+
+setattr(module, function, killing)
+sys.exit(load(program).main(sys.argv[4:]))
+"""
+
+
+def kill_after_call_command(target, program, calls, args):
+    """The command of a `program` run that `CALL_KILLER` SIGKILLs right after the `calls`-th call of `target`
+    (`"module:function"`) returns; it prints `SIGKILL in {target} after call {calls}` to stderr first."""
+    return [sys.executable, "-c", CALL_KILLER, target, program, str(calls), *map(str, args)]
+
+
 def kill_command(target, program, epoch, batch, args):
     """The command of a `program` run (module name or script path, then `args`) that `KILLER` SIGKILLs.
 

@@ -2,9 +2,11 @@
 
 Each killed run is a real SIGKILL at a set batch of a set epoch (a callback
 the benchmark's own `grow` / `end_to_end` get from `helpers.KILLER`, as in
-`tests/test_checkpoint.py`), so where the kill lands does not depend on
-timing; the same command with `--resume` then finishes the run. Quick mode on
-a CIFAR-10 slice (skipped without the local copy), `TF_DETERMINISTIC_OPS=1`.
+`tests/test_checkpoint.py`), or right after a cached growth's n-th epoch
+checkpoint (`helpers.CALL_KILLER`: a cached growth takes no callbacks), so
+where the kill lands does not depend on timing; the same command with
+`--resume` then finishes the run. Quick mode on a CIFAR-10 slice (skipped
+without the local copy), `TF_DETERMINISTIC_OPS=1`.
 """
 
 import json
@@ -14,7 +16,7 @@ import sys
 
 import pytest
 
-from helpers import kill_command
+from helpers import kill_after_call_command, kill_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, os.pardir, "shared", "data")
@@ -41,17 +43,36 @@ def _killed(script, function, epoch, batch, args):
     return result
 
 
-def test_a_cifar10_run_killed_in_its_growth_and_in_its_twin_resumes_to_the_uninterrupted_figures(tmp_path):
-    script = os.path.join(ROOT, "benchmarks", "cifar10.py")
+def _killed_growth(config, args):
+    """Runs benchmarks/cifar10.py with `args`, SIGKILLed in its growth once 1 of its 3 one-epoch stages is done and
+    the 2nd is under way (the trainer's growth) or done (a cached growth, killed after its 2nd epoch checkpoint)."""
+    if not config.get("cache"):
+        return _killed("cifar10.py", "grow", 1, 0, args)
+    path, target = os.path.join(ROOT, "benchmarks", "cifar10.py"), "layerwise_keras.growth.cached:write_checkpoint"
+    result = _run(kill_after_call_command(target, path, 2, args)[1:])
+    assert result.returncode == -9, (result.returncode, result.stderr[-3000:])
+    assert f"SIGKILL in {target} after call 2" in result.stderr
+    return result
 
-    def args(name, *extra):
-        return ["--config", "cifar10_best", "--quick", "--train", "300", "--data-dir", SHARED,
-                "--output", str(tmp_path / name), "--run-dir", str(tmp_path / f"{name}_run"), *extra]
+
+# The bundled cifar10_best grows cached (its own checkpoints), cifar10_stacked with the LayerwiseTrainer inside fit
+# (the benchmark's epoch clock and GrowthCheckpoint callbacks): both growth paths of the benchmark.
+@pytest.mark.parametrize("name", ["cifar10_best", "cifar10_stacked"])
+def test_a_cifar10_run_killed_in_its_growth_and_in_its_twin_resumes_to_the_uninterrupted_figures(tmp_path, name):
+    from layerwise_keras.runs.config import load_config
+
+    script, config = os.path.join(ROOT, "benchmarks", "cifar10.py"), load_config(name)
+    assert bool(config.get("cache")) == (name == "cifar10_best")  # both paths covered, as the comment says
+
+    def args(run, *extra):
+        return ["--config", name, "--quick", "--train", "300", "--data-dir", SHARED,
+                "--output", str(tmp_path / run), "--run-dir", str(tmp_path / f"{run}_run"), *extra]
 
     plain = _run([script, *args("plain")])
     assert plain.returncode == 0, plain.stderr[-3000:]
-    # Killed in the growth's 2nd epoch (stage 2 of the quick run's one-epoch stages), then in the twin's 2nd.
-    _killed("cifar10.py", "grow", 1, 0, args("killed"))
+    # Killed in the growth (in or after its 2nd epoch: stage 2 of the quick run's one-epoch stages), then in the
+    # twin's 2nd epoch.
+    _killed_growth(config, args("killed"))
     again = _run([script, *args("killed")])  # without --resume: refused, the folder is kept
     assert again.returncode == 2 and "pass --resume" in again.stderr
     # The growth's model is saved to --save-model before the twin begins; the same command resumes after the
@@ -64,11 +85,12 @@ def test_a_cifar10_run_killed_in_its_growth_and_in_its_twin_resumes_to_the_unint
     assert "the growth is done" in done.stdout and "kept as it is" in done.stdout
     assert saved.stat().st_mtime_ns == written
 
-    name = "cifar10_cifar10_best_quick"
-    ours = json.loads((tmp_path / "killed" / f"{name}.json").read_text())
-    reference = json.loads((tmp_path / "plain" / f"{name}.json").read_text())
-    assert ours["resumed"] and ours["layerwise"]["resumed_from_epoch"] == 1 and ours["end_to_end"]["resumed"]
-    assert "resumed after a kill" in (tmp_path / "killed" / f"{name}.md").read_text()
+    stem = f"cifar10_{name}_quick"
+    ours = json.loads((tmp_path / "killed" / f"{stem}.json").read_text())
+    reference = json.loads((tmp_path / "plain" / f"{stem}.json").read_text())
+    resumed_from = 2 if config.get("cache") else 1  # the checkpoint after the 2nd epoch; the trainer's, in it
+    assert ours["resumed"] and ours["layerwise"]["resumed_from_epoch"] == resumed_from and ours["end_to_end"]["resumed"]
+    assert "resumed after a kill" in (tmp_path / "killed" / f"{stem}.md").read_text()
     assert "resumed" not in reference and "resumed_from_epoch" not in reference["layerwise"]
     # The growth resumed from its checkpoint trains as the uninterrupted one (its data order depends on the
     # epoch only): the same figures up to float rounding (1,000 test images: 0.002 is two of them).

@@ -40,6 +40,8 @@ SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
                     reason=f"no local CIFAR-10 copy at {SHARED}/cifar10")
 def test_augmented_cifar_growth_trains_uncached_and_cached_with_augmented_copies():
     config = smoke_config(load_config("cifar10_best"), train=300, val=100, test=100)
+    for key in ("cache", "cache_variants"):  # the bundled config grows cached: first the uncached growth
+        config.pop(key, None)
     config["dataset"]["options"]["data_dir"] = SHARED
     assert config["dataset"]["options"]["augment"] is True
     splits = pipeline.load_splits(config["dataset"], seed=0)

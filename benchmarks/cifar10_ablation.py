@@ -63,7 +63,7 @@ import keras  # noqa: E402
 from _common import (HERE, RESULTS, RunDirError, commit, cpu_description, machine_mismatch, now,  # noqa: E402
                      write_results)
 from layerwise_keras import datasets  # noqa: E402
-from layerwise_keras.runs.config import load_config, smoke_config  # noqa: E402
+from layerwise_keras.runs.config import load_config, smoke_config, uncached_config  # noqa: E402
 from layerwise_keras.runs.machine import machine_info  # noqa: E402
 from layerwise_keras.runs.pipeline import end_to_end, grow, load_splits  # noqa: E402
 
@@ -78,9 +78,7 @@ def base_config(train, val, epochs, data_dir, quick=False):
     the rows measure the stages' settings, not caching (so the base stays the same when the bundled config
     caches).
     """
-    config = load_config(BASE)
-    for key in ("cache", "cache_variants"):
-        config.pop(key, None)
+    config = uncached_config(load_config(BASE))
     if quick:
         config = smoke_config(config, train=train, val=val, test=10000)
     config["dataset"].update(train=int(train), val=int(val))

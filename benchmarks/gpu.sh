@@ -50,10 +50,10 @@ cifar)
     # <config>_uncached (the same stages, every epoch through the LayerwiseTrainer: another config, labelled so).
     config=$($py - "$config" <<'EOF' || exit 1
 import json, sys
-from layerwise_keras.runs.config import load_config
+from layerwise_keras.runs.config import load_config, uncached_config
 config = load_config(sys.argv[1])
-if config.pop("cache", None):
-    config.pop("cache_variants", None)
+if config.get("cache"):
+    config = uncached_config(config)
     config.update(name=config["name"] + "_uncached", description="The uncached copy of " + config["name"]
                   + " that benchmarks/gpu.sh runs on JAX (stage-input caching is TensorFlow-only): "
                   + config["description"])

@@ -8,7 +8,7 @@ import pytest
 
 from layerwise_keras.runs import config as config_module
 from layerwise_keras.runs.config import (CONFIG_DIR, bundled_configs, check_config, load_config, smoke_config,
-                                        validate_config)
+                                        uncached_config, validate_config)
 from layerwise_keras.growth import Stage
 
 
@@ -230,6 +230,17 @@ def test_smoke_config_keeps_the_structure_and_shrinks_the_cost():
         if big.get("clusters"):
             assert little["clusters"] == max(8, big["clusters"] // 8) and little["kmeans"]["max_iter"] == 10
     validate_config(small)
+
+
+def test_uncached_config_drops_only_the_cache():
+    full = load_config("cifar10_best")
+    assert full["cache"] is True and full["cache_variants"] >= 1  # the bundled config grows cached
+    plain = uncached_config(full)
+    assert full == load_config("cifar10_best")  # not modified
+    assert "cache" not in plain and "cache_variants" not in plain
+    assert plain == {key: value for key, value in full.items() if key not in ("cache", "cache_variants")}
+    validate_config(plain)  # still a valid config, now grown through the trainer
+    assert uncached_config(plain) == plain
 
 
 # -- every block: keys, types and values named by their path (issue 23) -------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from helpers import TINY_CLI_CONFIG
 from layerwise_keras import datasets
 from layerwise_keras.runs import pipeline, training
-from layerwise_keras.runs.config import load_config, smoke_config, validate_config
+from layerwise_keras.runs.config import load_config, smoke_config, uncached_config, validate_config
 
 
 def _config(**options):
@@ -39,9 +39,8 @@ SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 @pytest.mark.skipif(not os.path.isfile(os.path.join(SHARED, "cifar10", "test.npz")),
                     reason=f"no local CIFAR-10 copy at {SHARED}/cifar10")
 def test_augmented_cifar_growth_trains_uncached_and_cached_with_augmented_copies():
-    config = smoke_config(load_config("cifar10_best"), train=300, val=100, test=100)
-    for key in ("cache", "cache_variants"):  # the bundled config grows cached: first the uncached growth
-        config.pop(key, None)
+    # The bundled config grows cached: first its uncached growth.
+    config = uncached_config(smoke_config(load_config("cifar10_best"), train=300, val=100, test=100))
     config["dataset"]["options"]["data_dir"] = SHARED
     assert config["dataset"]["options"]["augment"] is True
     splits = pipeline.load_splits(config["dataset"], seed=0)

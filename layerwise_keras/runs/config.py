@@ -540,3 +540,29 @@ def smoke_config(config, train, val, test, shrink=8, max_iter=10):
             if stage.get("q", 1) > 1:
                 stage["q"] = max(1, min(int(stage["q"]) // shrink, stage["clusters"]))
     return config
+
+
+def uncached_config(config):
+    """A copy of a configuration that grows every stage through the trainer, without cached stage inputs.
+
+    Drops `cache` and `cache_variants`; the stages are unchanged. Caching is
+    TensorFlow-only, so this is the copy another backend runs, and the base of
+    short runs where a cache would cost more passes than it saves. Whether the
+    copy keeps the config's name is the caller's call.
+
+    Args:
+        config: a configuration dict (not modified).
+
+    Returns:
+        A new configuration dict.
+
+    Example:
+
+    >>> plain = uncached_config(load_config("cifar10_best"))
+    >>> "cache" in plain
+    False
+    """
+    config = copy.deepcopy(config)
+    for key in ("cache", "cache_variants"):
+        config.pop(key, None)
+    return config

@@ -161,6 +161,10 @@ try:  # a cached growth is TensorFlow-only: said before anything trains
     grow(dict(cached, cache=True), load_splits(cached["dataset"]), verbose=0)
 except ValueError as err:
     errors["cache"] = str(err)
+try:  # and so is grow_cached itself, said by name rather than as a missing tensorflow module
+    from layerwise_keras.growth.cached import grow_cached
+except ImportError as err:
+    errors["grow_cached"] = str(err)
 trainer, model = setup()
 path = tempfile.mkdtemp() + "/log.csv"
 model.fit(x, y, epochs=trainer.total_epochs, callbacks=[keras.callbacks.CSVLogger(path), trainer], verbose=0)
@@ -183,6 +187,8 @@ def test_keras_habits_on_jax_backend_without_tensorflow(fresh_python):
     assert out["errors"]["too_large"].startswith("`y` must be class ids in 0..9")
     assert "EarlyStopping beside the trainer" in out["errors"]["early_stopping"]
     assert "TensorFlow-only" in out["errors"]["cache"] and "Keras' jax backend" in out["errors"]["cache"]
+    assert out["errors"]["grow_cached"].startswith("layerwise_keras.growth.cached (grow_cached)")
+    assert "TensorFlow-only" in out["errors"]["grow_cached"] and "Keras' jax backend" in out["errors"]["grow_cached"]
     assert out["from_logits"] is True and out["finished"] is True
     assert out["stages"] == ["1", "2"] and float(out["inertia"][0]) > 0 and out["inertia"][1] == "nan"
     assert out["reloaded"] == "LayerwiseSequential"

@@ -52,8 +52,14 @@ from layerwise_keras.growth.checkpoint import OPTIMIZER_FILE, read_checkpoint, w
 from layerwise_keras.growth.lifecycle import HISTORY_KEYS, begin_stage, end_stage, report_stage
 from layerwise_keras.growth.names import CACHED
 from layerwise_keras.growth.stage_clustering import cluster_stage
-from layerwise_keras.growth.stage_inputs import (StageBatches, StageInputs, embedding_stream, epoch_orders,
-                                                  first_trainable)
+
+if keras.backend.backend() != "tensorflow":  # before stage_inputs' import, which would only say "no module tensorflow"
+    raise ImportError(f"layerwise_keras.growth.cached (grow_cached) grows on cached stage inputs, which are "
+                      f"TensorFlow-only (growth.stage_inputs), and this is Keras' {keras.backend.backend()} backend: "
+                      "grow with the LayerwiseTrainer callback in model.fit, or use the tensorflow backend.")
+
+from layerwise_keras.growth.stage_inputs import (StageBatches, StageInputs, embedding_stream,  # noqa: E402
+                                                  epoch_orders, first_trainable)
 
 
 def grow_cached(stages, x_train, y_train, num_classes, optimizer, batch_size, x_val=None, y_val=None,

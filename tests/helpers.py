@@ -25,21 +25,34 @@ TINY_CLI_CONFIG = {
 }
 
 
-# A process that runs a program's `main(argv)` after wrapping one function (`module:function`, e.g. the
-# pipeline's `grow`) so that the `fit` it runs SIGKILLs the process after training batch `kill_batch` of epoch
-# `kill_epoch` (0-based): a real SIGKILL (no clean-up runs) at a point that does not depend on timing. A module
-# is a dotted name or the path of a script (imported from its folder, as the script imports its neighbours).
-KILLER = r"""
+# The start of a process that runs a program's `main(argv)` after wrapping one function (`module:function`, e.g.
+# the pipeline's `grow`) so that it SIGKILLs the process at a point that does not depend on timing: a real SIGKILL
+# (no clean-up runs). A module is a dotted name or the path of a script (imported from its folder, as the script
+# imports its neighbours). `patch(target, wrap)` replaces the function by `wrap(function)`; `die` kills.
+_PATCHER = r"""
 import importlib, os, signal, sys
-import keras
-
-target, program, kill_epoch, kill_batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
 def load(name):
     if name.endswith(".py"):
         sys.path.insert(0, os.path.dirname(name))
         name = os.path.splitext(os.path.basename(name))[0]
     return importlib.import_module(name)
+
+def patch(target, wrap):
+    module_name, function = target.rsplit(":", 1)
+    module = load(module_name)
+    setattr(module, function, wrap(getattr(module, function)))
+
+def die(message):
+    print(message, file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+# The function's `fit` SIGKILLs the process after training batch `kill_batch` of epoch `kill_epoch` (0-based).
+KILLER = _PATCHER + r"""
+import keras
+
+target, program, kill_epoch, kill_batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
 class KillSelf(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
@@ -47,49 +60,34 @@ class KillSelf(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.epoch == kill_epoch and batch == kill_batch:
-            print(f"SIGKILL in {target} at epoch {kill_epoch} batch {kill_batch}", file=sys.stderr, flush=True)
-            os.kill(os.getpid(), signal.SIGKILL)
+            die(f"SIGKILL in {target} at epoch {kill_epoch} batch {kill_batch}")
 
-module_name, function = target.rsplit(":", 1)
-module = load(module_name)
-wrapped = getattr(module, function)
+def killing(wrapped):
+    def call(*args, callbacks=(), **kwargs):
+        return wrapped(*args, callbacks=[*callbacks, KillSelf()], **kwargs)
+    return call
 
-def killing(*args, callbacks=(), **kwargs):
-    return wrapped(*args, callbacks=[*callbacks, KillSelf()], **kwargs)
-
-setattr(module, function, killing)
+patch(target, killing)
 sys.exit(load(program).main(sys.argv[5:]))
 """
 
-
-# The same for a function that runs no `fit` of its own to hook (e.g. `grow_cached`'s checkpoint writer): the
-# process SIGKILLs itself right after the `calls`-th call of `module:function` returns.
-CALL_KILLER = r"""
-import importlib, os, signal, sys
-
+# For a function that runs no `fit` of its own to hook (e.g. `grow_cached`'s checkpoint writer): the process
+# SIGKILLs itself right after the `kill_after`-th call of `module:function` returns.
+CALL_KILLER = _PATCHER + r"""
 target, program, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
-def load(name):
-    if name.endswith(".py"):
-        sys.path.insert(0, os.path.dirname(name))
-        name = os.path.splitext(os.path.basename(name))[0]
-    return importlib.import_module(name)
+def killing(wrapped):
+    calls = 0
+    def call(*args, **kwargs):
+        nonlocal calls
+        result = wrapped(*args, **kwargs)
+        calls += 1
+        if calls == kill_after:
+            die(f"SIGKILL in {target} after call {kill_after}")
+        return result
+    return call
 
-module_name, function = target.rsplit(":", 1)
-module = load(module_name)
-wrapped = getattr(module, function)
-calls = 0
-
-def killing(*args, **kwargs):
-    global calls
-    result = wrapped(*args, **kwargs)
-    calls += 1
-    if calls == kill_after:
-        print(f"SIGKILL in {target} after call {kill_after}", file=sys.stderr, flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
-    return result
-
-setattr(module, function, killing)
+patch(target, killing)
 sys.exit(load(program).main(sys.argv[4:]))
 """
 

@@ -11,7 +11,7 @@ validation accuracy after each epoch/stage with its wall time, time to reach
 73.4 % validation accuracy (the paper's CIFAR-10 figure), k-means time share
 and peak memory. Writes `benchmarks/results/cifar10_<config>.json` and `.md`
 (`..._quick.*` with `--quick`, which uses a slice, one epoch per stage and
-stages 8x narrower (`config.smoke_config`): smoke-test figures, never results).
+stages 8x narrower (`variants.smoke_config`): smoke-test figures, never results).
 
 The local CIFAR-10 copy is JPEG re-encoded: every figure is labelled
 "CIFAR-10 (JPEG re-encoded local copy)".
@@ -54,7 +54,8 @@ import keras  # noqa: E402
 from _common import (HERE, RESULTS, RunDirError, commit, cpu_description, machine_mismatch, now,  # noqa: E402
                      stage_drops, stage_epochs, write_results)
 from layerwise_keras import datasets  # noqa: E402
-from layerwise_keras.runs.config import load_config, smoke_config, validate_config  # noqa: E402
+from layerwise_keras.runs.config import load_config, validate_config  # noqa: E402
+from layerwise_keras.runs.variants import smoke_config  # noqa: E402
 from layerwise_keras.runs.pipeline import end_to_end, grow, load_splits, machine_info  # noqa: E402
 from layerwise_keras.runs.probes import add_probe_figures, probe_codes  # noqa: E402
 from layerwise_keras.runs.training import top1_accuracy  # noqa: E402

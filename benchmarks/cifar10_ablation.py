@@ -63,7 +63,8 @@ import keras  # noqa: E402
 from _common import (HERE, RESULTS, RunDirError, commit, cpu_description, machine_mismatch, now,  # noqa: E402
                      write_results)
 from layerwise_keras import datasets  # noqa: E402
-from layerwise_keras.runs.config import load_config, smoke_config, uncached_config  # noqa: E402
+from layerwise_keras.runs.config import load_config  # noqa: E402
+from layerwise_keras.runs.variants import smoke_config, uncached_config  # noqa: E402
 from layerwise_keras.runs.machine import machine_info  # noqa: E402
 from layerwise_keras.runs.pipeline import end_to_end, grow, load_splits  # noqa: E402
 

@@ -55,7 +55,8 @@ from layerwise_keras.growth.builder import end_to_end_model, input_model  # noqa
 from layerwise_keras.growth.stage_inputs import StageInputs, first_trainable  # noqa: E402
 from layerwise_keras.growth.lifecycle import begin_stage, end_stage  # noqa: E402
 from layerwise_keras.growth.stage import Stage  # noqa: E402
-from layerwise_keras.runs.config import load_config, smoke_config  # noqa: E402
+from layerwise_keras.runs.config import load_config  # noqa: E402
+from layerwise_keras.runs.variants import smoke_config  # noqa: E402
 from layerwise_keras.runs.machine import machine_info  # noqa: E402
 from layerwise_keras.runs.training import compile_model  # noqa: E402
 

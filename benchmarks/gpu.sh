@@ -50,7 +50,8 @@ cifar)
     # <config>_uncached (the same stages, every epoch through the LayerwiseTrainer: another config, labelled so).
     config=$($py - "$config" <<'EOF' || exit 1
 import json, sys
-from layerwise_keras.runs.config import load_config, uncached_config
+from layerwise_keras.runs.config import load_config
+from layerwise_keras.runs.variants import uncached_config
 config = load_config(sys.argv[1])
 if config.get("cache"):
     config = uncached_config(config)

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from layerwise_keras.runs import config as config_module
-from layerwise_keras.runs.config import (CONFIG_DIR, bundled_configs, check_config, load_config, smoke_config,
-                                        uncached_config, validate_config)
+from layerwise_keras.runs.config import CONFIG_DIR, bundled_configs, check_config, load_config, validate_config
+from layerwise_keras.runs.variants import smoke_config, uncached_config
 from layerwise_keras.growth import Stage
 
 
@@ -218,8 +218,6 @@ def test_a_directory_is_not_a_config(tmp_path):
 
 
 def test_smoke_config_keeps_the_structure_and_shrinks_the_cost():
-    from layerwise_keras.runs.config import smoke_config
-
     full = load_config("cifar10_paper")
     small = smoke_config(full, train=100, val=10, test=20, shrink=8)
     assert full == load_config("cifar10_paper")  # not modified

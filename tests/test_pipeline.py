@@ -8,7 +8,8 @@ import pytest
 from helpers import TINY_CLI_CONFIG
 from layerwise_keras import datasets
 from layerwise_keras.runs import pipeline, training
-from layerwise_keras.runs.config import load_config, smoke_config, uncached_config, validate_config
+from layerwise_keras.runs.config import load_config, validate_config
+from layerwise_keras.runs.variants import smoke_config, uncached_config
 
 
 def _config(**options):

@@ -1,7 +1,7 @@
 """Runs: configurations, the main job (grow, evaluate, export), run folders, exports and reports of a run.
 
-- `load_config`, `validate_config`, `smoke_config`, `uncached_config`, `bundled_configs`
-  (`config`).
+- `load_config`, `validate_config`, `bundled_configs` (`config`); `smoke_config`,
+  `uncached_config` (`variants`).
 - `grow`, `end_to_end`, `run`, `run_baseline` (`pipeline`).
 - `check_output_dir` (`folders`), `machine_info` (`machine`).
 - `export_run`, `artifact_path` (`exporting`); `write_report`, `report_paths` (`report`).
@@ -26,8 +26,8 @@ _EXPORTS = {
     "report_paths": "report",
     "run": "pipeline",
     "run_baseline": "pipeline",
-    "smoke_config": "config",
-    "uncached_config": "config",
+    "smoke_config": "variants",
+    "uncached_config": "variants",
     "validate_config": "config",
     "write_report": "report",
 }

@@ -6,8 +6,6 @@ one; neither changes its argument.
 
 import copy
 
-from layerwise_keras.runs.config import load_config  # noqa: F401  (the examples' load_config)
-
 
 def smoke_config(config, train, val, test, shrink=8, max_iter=10):
     """A small, fast copy of a configuration for smoke runs (quick benchmarks, notebooks).
@@ -29,6 +27,7 @@ def smoke_config(config, train, val, test, shrink=8, max_iter=10):
 
     Example:
 
+    >>> from layerwise_keras.runs.config import load_config
     >>> small = smoke_config(load_config("cifar10_paper"), train=2000, val=300, test=500)
     """
     config = copy.deepcopy(config)
@@ -64,6 +63,7 @@ def uncached_config(config):
 
     Example:
 
+    >>> from layerwise_keras.runs.config import load_config
     >>> plain = uncached_config(load_config("cifar10_best"))
     >>> "cache" in plain
     False

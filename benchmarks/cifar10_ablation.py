@@ -143,7 +143,7 @@ def _no_augmentation(config):
 
 
 ROWS = {  # name: (edit of the base config, what the row changes)
-    "base": (lambda c: c, "cifar10_best at the budget above"),
+    "base": (lambda c: c, "cifar10_best at the budget above, grown uncached"),
     "no_whitening": (_stages(whiten=None), "k-means on the raw patches (no ZCA whitening)"),
     "q_1": (_stages(assignment="hard", q=1),
             "hard one-hot code of the nearest centroid (q = 1) instead of the triangle code"),
@@ -211,7 +211,8 @@ def markdown(report):
         "",
         f"- data: {report['data']}; sizes {report['sizes']}",
         f"- budget (every row): {report['budget']}",
-        f"- base: the bundled `{BASE}` configuration (its description) with only the budget above changed",
+        f"- base: the bundled `{BASE}` configuration (its description) grown uncached (no cache of augmented "
+        "copies: at a few epochs per stage it costs more passes than it saves), with only the budget above changed",
         f"- command: `{report['command']}`",
         f"- commit: `{report['commit']}`, date: {report['date']}, total {report['total_seconds']:.0f} s",
         f"- machine: {cpu_description(machine)}, GPUs: "
